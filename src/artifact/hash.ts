@@ -1,0 +1,150 @@
+import { Worker } from 'node:worker_threads';
+import { AegisError } from '../errors.js';
+import { hashRange, type HashReply, type HashTask } from './hash-worker.js';
+import type { ModelFile } from './scan.js';
+
+export type HashAlgorithm = 'sha256' | 'blake2b';
+
+const NODE_HASH: Record<HashAlgorithm, string> = { sha256: 'sha256', blake2b: 'blake2b512' };
+
+export function isSupportedHash(name: string): name is HashAlgorithm {
+  return name === 'sha256' || name === 'blake2b';
+}
+
+export interface HashOptions {
+  algorithm?: HashAlgorithm;
+  /** When set, files are hashed as shards of this many bytes (OMS `shards` serialization). */
+  shardSize?: number;
+  workers?: number;
+  chunkBytes?: number;
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+export interface Resource {
+  /** `path` for files; `path:start:end` for shards. */
+  name: string;
+  algorithm: HashAlgorithm;
+  digest: string;
+}
+
+interface Job {
+  name: string;
+  path: string;
+  start: number;
+  end: number;
+}
+
+/** Below this many bytes in total, worker start-up costs more than it saves. */
+const INLINE_LIMIT = 32 * 1024 * 1024;
+
+function jobsFor(files: readonly ModelFile[], shardSize: number | undefined): Job[] {
+  const jobs: Job[] = [];
+  for (const f of files) {
+    if (!shardSize) {
+      jobs.push({ name: f.name, path: f.path, start: 0, end: f.size });
+      continue;
+    }
+    // As the reference: an empty file has no shards; the last shard may be short.
+    for (let start = 0; start < f.size; start += shardSize) {
+      const end = Math.min(start + shardSize, f.size);
+      jobs.push({ name: `${f.name}:${start}:${end}`, path: f.path, start, end });
+    }
+  }
+  return jobs;
+}
+
+/**
+ * Hashes model files (or shards) in parallel on worker threads, largest jobs
+ * first so the cores stay busy to the end. Returns resources in the order of
+ * `files` (and shard offset).
+ */
+export async function hashFiles(files: readonly ModelFile[], options: HashOptions = {}): Promise<Resource[]> {
+  const algorithm = options.algorithm ?? 'sha256';
+  const chunkBytes = options.chunkBytes ?? 8 * 1024 * 1024;
+  const jobs = jobsFor(files, options.shardSize);
+  const total = jobs.reduce((n, j) => n + (j.end - j.start), 0);
+  const digests = new Array<string>(jobs.length);
+  let done = 0;
+  const progress = (n: number) => {
+    done += n;
+    options.onProgress?.(done, total);
+  };
+  const workers = Math.max(1, Math.min(options.workers ?? 2, jobs.length));
+
+  if (workers === 1 || total < INLINE_LIMIT) {
+    for (const [i, job] of jobs.entries()) {
+      digests[i] = await hashRange({ ...job, algorithm: NODE_HASH[algorithm], chunkBytes }, progress).catch(
+        (err: unknown) => {
+          throw hashError(job, err);
+        },
+      );
+    }
+  } else {
+    await runPool(jobs, workers, { algorithm: NODE_HASH[algorithm], chunkBytes }, digests, progress);
+  }
+  return jobs.map((j, i) => ({ name: j.name, algorithm, digest: digests[i]! }));
+}
+
+function hashError(job: Job, err: unknown): AegisError {
+  const e = err as NodeJS.ErrnoException;
+  return new AegisError('FILE_UNREADABLE', `cannot hash ${job.name}: ${e.message}`, {
+    cause: err,
+    hint: 'Make sure the model files are readable and not being modified while signing or verifying.',
+    details: { name: job.name, path: job.path },
+  });
+}
+
+function workerUrl(): URL {
+  // Under tests the sources run as .ts (Node type stripping); the build emits .js.
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  return new URL(`./hash-worker${ext}`, import.meta.url);
+}
+
+async function runPool(
+  jobs: Job[],
+  size: number,
+  common: { algorithm: string; chunkBytes: number },
+  digests: string[],
+  progress: (n: number) => void,
+): Promise<void> {
+  const order = jobs.map((_, i) => i).sort((a, b) => jobs[b]!.end - jobs[b]!.start - (jobs[a]!.end - jobs[a]!.start));
+  let next = 0;
+  const pool: Worker[] = [];
+  try {
+    await new Promise<void>((resolvePool, rejectPool) => {
+      let outstanding = jobs.length;
+      let failed = false;
+      const feed = (w: Worker) => {
+        if (next >= order.length) return;
+        const id = order[next++]!;
+        const job = jobs[id]!;
+        w.postMessage({ id, path: job.path, start: job.start, end: job.end, ...common } satisfies HashTask);
+      };
+      for (let i = 0; i < size; i++) {
+        const w = new Worker(workerUrl());
+        pool.push(w);
+        w.on('message', (msg: HashReply) => {
+          if (failed) return;
+          if (msg.kind === 'progress') return progress(msg.bytes);
+          if (msg.kind === 'error') {
+            failed = true;
+            const err = Object.assign(new Error(msg.message), { code: msg.code });
+            return rejectPool(hashError(jobs[msg.id]!, err));
+          }
+          digests[msg.id] = msg.digest;
+          if (--outstanding === 0) return resolvePool();
+          feed(w);
+        });
+        w.on('error', (err) => {
+          if (!failed) {
+            failed = true;
+            rejectPool(new AegisError('INTERNAL', `hashing worker failed: ${err.message}`, { cause: err }));
+          }
+        });
+        feed(w);
+      }
+    });
+  } finally {
+    await Promise.all(pool.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,46 @@
+import { Command, CommanderError } from 'commander';
+import { loadConfig, type AegisConfig } from '../config/index.js';
+import { registerDemoCommand } from './demo.js';
+import { registerKeysCommands } from './keys.js';
+import { registerModelCommands } from './model.js';
+import { registerOmsCommands } from './oms.js';
+import { EXIT_USAGE, reportError } from './output.js';
+
+export function buildProgram(): Command {
+  let config: AegisConfig | undefined;
+  // Loaded lazily so `--help` works even with a broken config file.
+  const getConfig = () => (config ??= loadConfig());
+  const program = new Command('aegis')
+    .description('Aegis: sign, verify and safely roll out machine-learning models.')
+    .version(process.env.npm_package_version ?? '0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ aegis keys generate --out-dir keys
+  $ aegis model sign my-model/ --key keys/signing-key.pem
+  $ aegis model verify my-model/ --public-key keys/signing-key.pub.pem
+  verified`,
+    );
+  registerKeysCommands(program, getConfig);
+  registerModelCommands(program, getConfig);
+  registerOmsCommands(program);
+  registerDemoCommand(program, getConfig);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander already printed the message (or the help/version text)
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
+      return;
+    }
+    process.exitCode = reportError(err, { json: argv.includes('--json') });
+  }
+}

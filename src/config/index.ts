@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { AegisError } from '../errors.js';
+
+/**
+ * Configuration: embedded defaults < config file < environment variables.
+ * Validated once with a schema, then deep-frozen; modules receive the parts
+ * they need as arguments rather than reading globals.
+ */
+export const configSchema = z
+  .object({
+    /** Working directory for the embedded platform (DB, artifacts, dev keys). */
+    home: z.string().min(1).default('./.aegis'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('warn'),
+    hashing: z
+      .object({
+        /** Parallel hashing workers; default: one per core. */
+        workers: z.number().int().min(1).max(64).default(Math.max(1, availableParallelism())),
+        /** Read size per I/O when hashing, bytes. */
+        chunkBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024),
+      })
+      .strict()
+      .default({ workers: Math.max(1, availableParallelism()), chunkBytes: 8 * 1024 * 1024 }),
+    signing: z
+      .object({
+        defaultCurve: z.enum(['p256', 'p384', 'p521']).default('p256'),
+        /** Largest bundle file a verifier will read, bytes. */
+        maxBundleBytes: z.number().int().min(1024).default(64 * 1024 * 1024),
+      })
+      .strict()
+      .default({ defaultCurve: 'p256', maxBundleBytes: 64 * 1024 * 1024 }),
+  })
+  .strict();
+
+export type AegisConfig = Readonly<z.infer<typeof configSchema>>;
+
+/** Environment variables → config paths. Values are parsed as JSON when possible (numbers, booleans). */
+const ENV_MAP: Record<string, string[]> = {
+  AEGIS_HOME: ['home'],
+  AEGIS_LOG_LEVEL: ['logLevel'],
+  AEGIS_HASH_WORKERS: ['hashing', 'workers'],
+  AEGIS_HASH_CHUNK_BYTES: ['hashing', 'chunkBytes'],
+  AEGIS_DEFAULT_CURVE: ['signing', 'defaultCurve'],
+  AEGIS_MAX_BUNDLE_BYTES: ['signing', 'maxBundleBytes'],
+};
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function envValue(raw: string): unknown {
+  if (/^-?\d+(\.\d+)?$/.test(raw)) return Number(raw);
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  return raw;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export interface LoadConfigOptions {
+  /** Explicit config file; otherwise $AEGIS_CONFIG, otherwise ./aegis.config.yaml if it exists. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): AegisConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const explicit = options.file ?? env.AEGIS_CONFIG;
+  const file = resolve(cwd, explicit ?? 'aegis.config.yaml');
+  let fromFile: Record<string, unknown> = {};
+  try {
+    const text = readFileSync(file, 'utf8');
+    const parsed: unknown = parseYaml(text);
+    if (parsed !== null && parsed !== undefined) {
+      if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+        throw new AegisError('CONFIG_INVALID', `config file ${file} must be a YAML mapping`, {
+          hint: 'Write the settings as `key: value` pairs; see docs/configuration.md.',
+        });
+      }
+      fromFile = parsed as Record<string, unknown>;
+    }
+  } catch (err) {
+    if (err instanceof AegisError) throw err;
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    if (!missing || explicit) {
+      throw new AegisError('CONFIG_INVALID', `cannot read config file ${file}: ${(err as Error).message}`, {
+        cause: err,
+        hint: missing ? 'Create the file or unset AEGIS_CONFIG.' : 'Fix the YAML syntax at the position shown.',
+      });
+    }
+  }
+  const merged: Record<string, unknown> = structuredClone(fromFile);
+  for (const [name, path] of Object.entries(ENV_MAP)) {
+    const raw = env[name];
+    if (raw !== undefined && raw !== '') setPath(merged, path, envValue(raw));
+  }
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const where = issue.path.join('.') || '(root)';
+    throw new AegisError('CONFIG_INVALID', `invalid configuration at ${where}: ${issue.message}`, {
+      hint: `Fix "${where}" in ${file} or in the matching AEGIS_* environment variable.`,
+      details: { path: where, issues: result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
+    });
+  }
+  return deepFreeze(result.data);
+}

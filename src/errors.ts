@@ -1,0 +1,106 @@
+/**
+ * Errors a user can cause carry a stable `code` (for scripts and docs), the
+ * underlying `cause`, and a `hint` that says what to do about it.
+ * Every module throws AegisError for expected failures; anything else is a bug.
+ */
+export type ErrorCode =
+  // configuration and input
+  | 'CONFIG_INVALID'
+  | 'USAGE'
+  | 'FILE_NOT_FOUND'
+  | 'FILE_UNREADABLE'
+  // model scanning (OMS serialization rules)
+  | 'MODEL_EMPTY'
+  | 'MODEL_NOT_FOUND'
+  | 'SYMLINK_REJECTED'
+  | 'SYMLINK_ESCAPES_ROOT'
+  | 'SYMLINK_LOOP'
+  | 'SYMLINK_BROKEN'
+  | 'UNSUPPORTED_FILE_TYPE'
+  | 'IGNORE_PATH_INVALID'
+  // keys and certificates
+  | 'KEY_INVALID'
+  | 'KEY_UNSUPPORTED'
+  | 'KEY_MISMATCH'
+  | 'KEY_UNTRUSTED'
+  | 'KEY_REVOKED'
+  | 'KEY_EXPIRED'
+  | 'KEY_NOT_YET_VALID'
+  | 'CERT_INVALID'
+  | 'CERT_CHAIN_UNTRUSTED'
+  | 'CERT_EXPIRED'
+  | 'CERT_USAGE'
+  | 'TRUST_POLICY_INVALID'
+  // bundles
+  | 'BUNDLE_UNREADABLE'
+  | 'BUNDLE_TOO_LARGE'
+  | 'BUNDLE_MALFORMED'
+  | 'BUNDLE_MEDIA_TYPE'
+  | 'BUNDLE_METHOD_MISMATCH'
+  | 'BUNDLE_METHOD_UNSUPPORTED'
+  | 'PAYLOAD_TYPE'
+  | 'STATEMENT_MALFORMED'
+  | 'PREDICATE_TYPE'
+  | 'RESOURCE_NAME_UNSAFE'
+  | 'RESOURCE_DUPLICATE'
+  | 'HASH_UNSUPPORTED'
+  | 'ROOT_DIGEST_MISMATCH'
+  | 'SIGNATURE_INVALID'
+  // model content vs. manifest
+  | 'FILE_MISSING'
+  | 'FILE_EXTRA'
+  | 'DIGEST_MISMATCH'
+  | 'INTERNAL';
+
+export interface AegisErrorOptions {
+  cause?: unknown;
+  /** What the user should do about it. */
+  hint?: string;
+  /** Machine-readable context (paths, digests, ids) for `--json` output. */
+  details?: Record<string, unknown>;
+}
+
+export class AegisError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: AegisErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AegisError';
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details ?? {};
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.hint ? { hint: this.hint } : {}),
+      ...(Object.keys(this.details).length ? { details: this.details } : {}),
+      ...(this.cause instanceof Error ? { cause: this.cause.message } : {}),
+    };
+  }
+}
+
+export function isAegisError(e: unknown, code?: ErrorCode): e is AegisError {
+  return e instanceof AegisError && (code === undefined || e.code === code);
+}
+
+/** Wraps a filesystem error in an AegisError that names the path. */
+export function fsError(err: unknown, path: string, what: string): AegisError {
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (errno === 'ENOENT') {
+    return new AegisError('FILE_NOT_FOUND', `${what} not found: ${path}`, {
+      cause: err,
+      hint: 'Check the path; relative paths are resolved from the current directory.',
+      details: { path },
+    });
+  }
+  return new AegisError('FILE_UNREADABLE', `cannot read ${what} ${path}: ${(err as Error).message}`, {
+    cause: err,
+    hint: 'Check that the file exists and that you have permission to read it.',
+    details: { path },
+  });
+}
