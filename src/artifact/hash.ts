@@ -100,6 +100,12 @@ function workerUrl(): URL {
   return new URL(`./hash-worker${ext}`, import.meta.url);
 }
 
+/**
+ * Runs jobs on `size` executors pulling from one queue, largest first: the
+ * main thread (async reads + hashing, like a worker) and `size - 1` worker
+ * threads. Using the main thread saves one worker start-up, and the others
+ * start while it is already hashing.
+ */
 async function runPool(
   jobs: Job[],
   size: number,
@@ -109,42 +115,50 @@ async function runPool(
 ): Promise<void> {
   const order = jobs.map((_, i) => i).sort((a, b) => jobs[b]!.end - jobs[b]!.start - (jobs[a]!.end - jobs[a]!.start));
   let next = 0;
-  const pool: Worker[] = [];
-  try {
-    await new Promise<void>((resolvePool, rejectPool) => {
-      let outstanding = jobs.length;
-      let failed = false;
-      const feed = (w: Worker) => {
-        if (next >= order.length) return;
-        const id = order[next++]!;
-        const job = jobs[id]!;
-        w.postMessage({ id, path: job.path, start: job.start, end: job.end, ...common } satisfies HashTask);
-      };
-      for (let i = 0; i < size; i++) {
-        const w = new Worker(workerUrl());
-        pool.push(w);
-        w.on('message', (msg: HashReply) => {
-          if (failed) return;
-          if (msg.kind === 'progress') return progress(msg.bytes);
-          if (msg.kind === 'error') {
-            failed = true;
-            const err = Object.assign(new Error(msg.message), { code: msg.code });
-            return rejectPool(hashError(jobs[msg.id]!, err));
-          }
-          digests[msg.id] = msg.digest;
-          if (--outstanding === 0) return resolvePool();
-          feed(w);
-        });
-        w.on('error', (err) => {
-          if (!failed) {
-            failed = true;
-            rejectPool(new AegisError('INTERNAL', `hashing worker failed: ${err.message}`, { cause: err }));
-          }
-        });
-        feed(w);
+  let failed: AegisError | undefined;
+  const take = (): number | undefined => (failed || next >= order.length ? undefined : order[next++]);
+
+  const inline = async () => {
+    for (let id = take(); id !== undefined; id = take()) {
+      const job = jobs[id]!;
+      try {
+        digests[id] = await hashRange({ ...job, ...common }, progress);
+      } catch (err) {
+        failed ??= hashError(job, err);
       }
+    }
+  };
+
+  const worker = (w: Worker) =>
+    new Promise<void>((done) => {
+      let current: number | undefined;
+      const feed = () => {
+        current = take();
+        if (current === undefined) return done();
+        const job = jobs[current]!;
+        w.postMessage({ id: current, path: job.path, start: job.start, end: job.end, ...common } satisfies HashTask);
+      };
+      w.on('message', (msg: HashReply) => {
+        if (msg.kind === 'progress') return progress(msg.bytes);
+        if (msg.kind === 'error') {
+          failed ??= hashError(jobs[msg.id]!, Object.assign(new Error(msg.message), { code: msg.code }));
+          return done();
+        }
+        digests[msg.id] = msg.digest;
+        feed();
+      });
+      w.on('error', (err) => {
+        failed ??= new AegisError('INTERNAL', `hashing worker failed: ${err.message}`, { cause: err });
+        done();
+      });
+      feed();
     });
+
+  const pool = Array.from({ length: size - 1 }, () => new Worker(workerUrl()));
+  try {
+    await Promise.all([inline(), ...pool.map(worker)]);
   } finally {
     await Promise.all(pool.map((w) => w.terminate()));
   }
+  if (failed) throw failed;
 }

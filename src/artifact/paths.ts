@@ -47,7 +47,7 @@ export function normalizeIgnorePaths(modelRoot: string, paths: readonly string[]
     }
     const abs = isAbsolute(p) ? p : resolve(modelRoot, p);
     const rel = relative(modelRoot, abs);
-    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) continue;
+    if (rel === '' || rel === '..' || rel.startsWith('..' + sep) || isAbsolute(rel)) continue;
     out.add(toPosix(rel));
   }
   return [...out];

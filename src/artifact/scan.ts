@@ -94,6 +94,13 @@ export async function scanModel(modelPath: string, options: ScanOptions = {}): P
         try {
           target = await realpath(abs);
         } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
+            throw new AegisError('SYMLINK_LOOP', `symlink ${rel} is part of a cycle of links`, {
+              cause: err,
+              hint: 'Remove the link; a model must be a finite tree of files.',
+              details: { path: rel },
+            });
+          }
           throw new AegisError('SYMLINK_BROKEN', `symlink ${rel} points to a missing target`, {
             cause: err,
             hint: 'Remove the dangling link or restore its target.',

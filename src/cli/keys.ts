@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { AegisConfig } from '../config/index.js';
@@ -34,13 +34,26 @@ export async function writeKeyPair(dir: string, curve: Curve, force = false) {
   }
   await mkdir(dir, { recursive: true });
   const pair = generateKeyPair(curve);
+  // With --force, remove the old files first: writeFile's mode only applies to a new file,
+  // and the new private key must not inherit a looser mode (or a symlink) from the old one.
+  if (force) await Promise.all([rm(keyPath, { force: true }), rm(pubPath, { force: true })]);
   await writeFile(keyPath, pair.privateKeyPem, { mode: 0o600 });
   await writeFile(pubPath, pair.publicKeyPem, { mode: 0o644 });
   return { privateKey: keyPath, publicKey: pubPath, keyId: pair.hint, curve };
 }
 
 export function registerKeysCommands(program: Command, config: () => AegisConfig): void {
-  const keys = program.command('keys').description('signing keys and trust policies');
+  const keys = program
+    .command('keys')
+    .description('signing keys and trust policies')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ aegis keys generate --out-dir keys
+  $ aegis keys rotate --trust TRUST.yaml --out-dir keys/2027 --overlap 30d
+  $ aegis keys list --trust TRUST.yaml`,
+    );
 
   keys
     .command('generate')

@@ -32,7 +32,13 @@ Examples:
 
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
-  program.exitOverride();
+  // On every command, not just the root: commander would otherwise call
+  // process.exit(1) itself for a subcommand's usage error (README: bad usage is 2).
+  const overrideExit = (cmd: Command) => {
+    cmd.exitOverride();
+    cmd.commands.forEach(overrideExit);
+  };
+  overrideExit(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

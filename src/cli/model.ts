@@ -8,7 +8,7 @@ import { PemCertificateSigner, PemKeySigner } from '../signing/pem/index.js';
 import { signModel, writeFileAtomic } from '../signing/sign.js';
 import type { Signer } from '../signing/signer.js';
 import { verifyModel } from '../signing/verify.js';
-import { byteProgress, collect, printJson, reportError } from './output.js';
+import { byteProgress, collect, errorExitCode, printJson, reportError } from './output.js';
 
 /** Default bundle location: model.sig inside a model directory, FILE.sig beside a single-file model. */
 export async function defaultBundlePath(modelPath: string): Promise<string> {
@@ -27,7 +27,17 @@ export function parseBytes(value: string): number {
 }
 
 export function registerModelCommands(program: Command, config: () => AegisConfig): void {
-  const model = program.command('model').description('sign, verify and manage models');
+  const model = program
+    .command('model')
+    .description('sign, verify and manage models')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ aegis model sign my-model/ --key keys/signing-key.pem
+  $ aegis model verify my-model/ --public-key keys/signing-key.pub.pem
+  verified`,
+    );
 
   model
     .command('sign')
@@ -134,7 +144,7 @@ Examples:
         bar.stop();
         if (o.json && err instanceof AegisError) {
           printJson({ verified: false, model: modelPath, error: err.toJSON() });
-          process.exitCode = err.code === 'USAGE' ? 2 : 1;
+          process.exitCode = errorExitCode(err);
         } else {
           process.exitCode = reportError(err, o, 'not verified');
         }

@@ -86,6 +86,7 @@ export function registerOmsCommands(program: Command): void {
   oms
     .command('capabilities')
     .description('print the adapter capabilities as JSON')
+    .addHelpText('after', '\nExample:\n  $ aegis oms capabilities')
     .action(() => {
       process.stdout.write(JSON.stringify({ flags: ['--shard-size'], hash_algorithms: ['sha256', 'blake2b'], benchmark_model: false }) + '\n');
     });

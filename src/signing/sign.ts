@@ -1,5 +1,5 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { hashFiles, type HashAlgorithm } from '../artifact/hash.js';
 import { toPosix } from '../artifact/paths.js';
 import { scanModel } from '../artifact/scan.js';
@@ -42,7 +42,7 @@ export function modelNameOf(modelPath: string): string {
 /** Path of `child` relative to `root` when it is inside it. */
 export function insideRoot(root: string, child: string): string | undefined {
   const rel = relative(resolve(root), resolve(child));
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return undefined;
+  if (rel === '' || rel === '..' || rel.startsWith('..' + sep) || isAbsolute(rel)) return undefined;
   return toPosix(rel);
 }
 

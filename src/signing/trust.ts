@@ -1,5 +1,5 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
-import { readFile, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
@@ -66,6 +66,11 @@ export type TrustAnchor =
   | { kind: 'certificates'; roots: X509Certificate[]; source: string }
   | { kind: 'policy'; policy: TrustPolicy };
 
+/** A schema issue as `field.path: message`, so the user knows which setting to fix. */
+function describeIssue(i: z.core.$ZodIssue): string {
+  return `${i.path.map(String).join('.') || '(root)'}: ${i.message}`;
+}
+
 function policyError(path: string, message: string, cause?: unknown): AegisError {
   return new AegisError('TRUST_POLICY_INVALID', `trust policy ${path} is invalid: ${message}`, {
     cause,
@@ -95,10 +100,7 @@ export async function loadTrustPolicy(path: string): Promise<TrustPolicy> {
     throw policyError(path, (err as Error).message, err);
   }
   const parsed = policySchema.safeParse(raw);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    throw policyError(path, `${i.path.join('.') || '(root)'}: ${i.message}`);
-  }
+  if (!parsed.success) throw policyError(path, describeIssue(parsed.error.issues[0]!));
   const base = dirname(resolve(path));
   const ids = new Set<string>();
   const checkId = (id: string) => {
@@ -159,7 +161,12 @@ export async function readPolicyDocument(path: string): Promise<TrustPolicyDocum
   const text = await readFile(path, 'utf8').catch((err: unknown) => {
     throw fsError(err, path, 'trust policy');
   });
-  const doc = parseYaml(text) as TrustPolicyDocument | null;
+  let doc: TrustPolicyDocument | null;
+  try {
+    doc = parseYaml(text) as TrustPolicyDocument | null;
+  } catch (err) {
+    throw policyError(path, (err as Error).message, err);
+  }
   if (!doc || typeof doc !== 'object') throw policyError(path, 'not a YAML mapping');
   return doc;
 }
@@ -167,9 +174,10 @@ export async function readPolicyDocument(path: string): Promise<TrustPolicyDocum
 /** Writes a policy document atomically (temp file + rename). */
 export async function writePolicyDocument(path: string, doc: TrustPolicyDocument): Promise<void> {
   const parsed = policySchema.safeParse(doc);
-  if (!parsed.success) throw policyError(path, parsed.error.issues[0]!.message);
+  if (!parsed.success) throw policyError(path, describeIssue(parsed.error.issues[0]!));
   const header = '# Aegis trust policy: keys and CAs allowed to sign models. See docs/trust-policy.md.\n';
   const tmp = `${path}.tmp-${process.pid}`;
+  await mkdir(dirname(resolve(path)), { recursive: true });
   await writeFile(tmp, header + stringifyYaml(doc, { lineWidth: 0 }), { mode: 0o644 });
   await rename(tmp, path);
 }

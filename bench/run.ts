@@ -1,0 +1,15 @@
+/**
+ * `npm run bench -- <name> [args]`: runs one benchmark. Each prints its figures
+ * as a ratio to a baseline measured in the same run on the same data.
+ */
+const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<void> }>> = {
+  hash: () => import('./hash.js'),
+};
+
+const [name, ...args] = process.argv.slice(2);
+if (!name || !(name in BENCHES)) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [options]\n`);
+  process.exit(2);
+}
+const bench = await BENCHES[name]!();
+await bench.main(args);
