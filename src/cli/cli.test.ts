@@ -225,6 +225,27 @@ describe('model sign and model verify', () => {
     expect(bad.stderr).toBe('');
   });
 
+  it('a single-file model gets its bundle beside it (FILE.sig)', async () => {
+    const dir = fresh('single');
+    const file = join((await writeModel(dir, { 'model.onnx': 5000 })), 'model.onnx');
+    await ok('model', 'sign', file, '--key', key.key);
+    expect(existsSync(`${file}.sig`)).toBe(true);
+    expect((await run('model', 'verify', file, '--public-key', key.pub)).stdout).toBe('verified\n');
+  });
+
+  it('sign --json reports a failure as JSON on stdout with the error code', async () => {
+    const model = await newModel('sign-fail');
+    const missing = join(fresh('nokey'), 'signing-key.pem');
+    const r = await run('model', 'sign', model, '--key', missing, '--json');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('');
+    const out = json<{ ok: boolean; error: { code: string; message: string } }>(r.stdout);
+    expect(out.ok).toBe(false);
+    expect(out.error.code).toBe('FILE_NOT_FOUND');
+    expect(out.error.message).toContain(missing);
+    expect(existsSync(join(model, 'model.sig'))).toBe(false);
+  });
+
   it('a bundle signed by another key gives KEY_MISMATCH', async () => {
     const model = await newModel('other-key');
     await ok('model', 'sign', model, '--key', key.key);
@@ -353,6 +374,7 @@ describe('trust policy commands', () => {
     const dup = await run('keys', 'rotate', '--trust', trust, '--out-dir', join(dir, 'keys', 'four'), '--id', 'three');
     expect(dup.code).toBe(2);
     expect(dup.stderr).toContain('already has a key with id three');
+    expect(existsSync(join(dir, 'keys', 'four'))).toBe(false);
   });
 
   it('keys rotate refuses a bad --overlap', async () => {
@@ -414,6 +436,16 @@ describe('trust policy commands', () => {
     expect(badTime.stderr).toContain('[TRUST_POLICY_INVALID]');
     expect(badTime.stderr).toContain('keys.1.notBefore');
     expect(await readFile(trust, 'utf8')).toBe(before);
+
+    // A policy that does not load (here: a key file gone) is not edited.
+    const broken = join(dir, 'broken.yaml');
+    const brokenText = `apiVersion: aegis.dev/v1\nkind: TrustPolicy\nkeys:\n  - id: gone\n    publicKey: gone.pub.pem\n`;
+    await writeFile(broken, brokenText);
+    const refused = await run('keys', 'add', '--trust', broken, '--public-key', other.pub, '--id', 'p2');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('[FILE_NOT_FOUND]');
+    expect(refused.stderr).toContain(join(dir, 'gone.pub.pem'));
+    expect(await readFile(broken, 'utf8')).toBe(brokenText);
 
     // Without --id the id is derived from the key id.
     const derived = json<{ id: string }>((await ok('keys', 'add', '--trust', trust, '--public-key', other.pub, '--json')).stdout);

@@ -37,13 +37,16 @@ export function registerDemoCommand(program: Command, config: () => AegisConfig)
         const keyDir = join(home, 'keys', 'dev');
         const trustPath = join(home, 'trust.yaml');
         if (!existsSync(join(keyDir, 'signing-key.pem'))) {
-          const k = await writeKeyPair(keyDir, config().signing.defaultCurve);
+          const k = await writeKeyPair(keyDir, config().signing.defaultCurve, true);
+          say(`created a DEV signing key ${k.privateKey} (for local use only)`);
+        }
+        if (!existsSync(trustPath)) {
           await writePolicyDocument(trustPath, {
             apiVersion: 'aegis.dev/v1',
             kind: 'TrustPolicy',
             keys: [{ id: 'dev-local', publicKey: 'keys/dev/signing-key.pub.pem', description: 'DEV KEY made by `aegis demo`: never trust it in production' }],
           });
-          say(`created a DEV signing key ${k.privateKey} and trust policy ${trustPath} (for local use only)`);
+          say(`created trust policy ${trustPath} trusting the dev key`);
         }
         const policy = await loadTrustPolicy(trustPath);
         const bundlePath = join(home, 'bundles', 'example_multimodal-0.1.sig');

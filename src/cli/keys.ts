@@ -100,6 +100,8 @@ Example:
           ? await readPolicyDocument(trustPath)
           : { apiVersion: 'aegis.dev/v1', kind: 'TrustPolicy', keys: [] };
         if (existsSync(trustPath)) await loadTrustPolicy(trustPath); // refuse to edit an invalid policy
+        // Refuse a taken --id before writing a key pair that would then be left out of the policy.
+        if (o.id && doc.keys?.some((k) => k.id === o.id)) throw new AegisError('USAGE', `the policy already has a key with id ${o.id}`, { hint: 'Pass another --id.' });
         const out = await writeKeyPair(o.outDir, parseCurve(o.curve, config().signing.defaultCurve));
         const id: string = o.id ?? `key-${now.toISOString().slice(0, 10)}-${out.keyId.slice(0, 8)}`;
         const ends = new Date(now.getTime() + overlap);
@@ -150,6 +152,7 @@ Example:
         const doc: TrustPolicyDocument = existsSync(trustPath)
           ? await readPolicyDocument(trustPath)
           : { apiVersion: 'aegis.dev/v1', kind: 'TrustPolicy', keys: [] };
+        if (existsSync(trustPath)) await loadTrustPolicy(trustPath); // refuse to edit an invalid policy
         doc.keys ??= [];
         const id: string = o.id ?? `key-${hint.slice(0, 12)}`;
         if (doc.keys.some((k) => k.id === id)) throw new AegisError('USAGE', `the policy already has a key with id ${id}`, { hint: 'Pass another --id.' });

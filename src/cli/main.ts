@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { loadConfig, type AegisConfig } from '../config/index.js';
+import { logger } from '../log.js';
 import { registerDemoCommand } from './demo.js';
 import { registerKeysCommands } from './keys.js';
 import { registerModelCommands } from './model.js';
@@ -9,7 +10,13 @@ import { EXIT_USAGE, reportError } from './output.js';
 export function buildProgram(): Command {
   let config: AegisConfig | undefined;
   // Loaded lazily so `--help` works even with a broken config file.
-  const getConfig = () => (config ??= loadConfig());
+  const getConfig = () => {
+    if (!config) {
+      config = loadConfig();
+      logger().level = config.logLevel;
+    }
+    return config;
+  };
   const program = new Command('aegis')
     .description('Aegis: sign, verify and safely roll out machine-learning models.')
     .version(process.env.npm_package_version ?? '0.1.0')

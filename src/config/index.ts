@@ -47,6 +47,9 @@ const ENV_MAP: Record<string, string[]> = {
   AEGIS_MAX_BUNDLE_BYTES: ['signing', 'maxBundleBytes'],
 };
 
+/** Settings that are strings: taken verbatim, so AEGIS_HOME=2024 is a folder name, not a number. */
+const STRING_ENV = new Set(['AEGIS_HOME', 'AEGIS_LOG_LEVEL', 'AEGIS_DEFAULT_CURVE']);
+
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
   let node = target;
   for (const key of path.slice(0, -1)) {
@@ -108,7 +111,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AegisConfig {
   const merged: Record<string, unknown> = structuredClone(fromFile);
   for (const [name, path] of Object.entries(ENV_MAP)) {
     const raw = env[name];
-    if (raw !== undefined && raw !== '') setPath(merged, path, envValue(raw));
+    if (raw !== undefined && raw !== '') setPath(merged, path, STRING_ENV.has(name) ? raw : envValue(raw));
   }
   const result = configSchema.safeParse(merged);
   if (!result.success) {

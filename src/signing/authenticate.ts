@@ -95,7 +95,9 @@ export function authenticate(bundle: ParsedBundle, anchor: TrustAnchor, now: Dat
     for (const k of candidates) {
       const r = envelopeVerifies(bundle, k.key);
       if (!r.ok) continue;
-      assertUsable(k, 'signing key', now);
+      // The same key may be listed under several ids: revoking any of them revokes the key.
+      const revoked = anchor.policy.keys.find((e) => e.hint === k.hint && e.revoked);
+      assertUsable(revoked ?? k, 'signing key', now);
       return { method: 'key', keyHint: k.hint, trustedId: k.id, ...(r.legacy ? { legacyEncoding: true } : {}) };
     }
     throw badSignature(hint ? `not by key ${candidates[0]!.id} named in the bundle` : 'by none of the keys in the trust policy');

@@ -4,6 +4,7 @@ import { hashFiles, type HashAlgorithm } from '../artifact/hash.js';
 import { toPosix } from '../artifact/paths.js';
 import { scanModel } from '../artifact/scan.js';
 import { AegisError } from '../errors.js';
+import { childLogger } from '../log.js';
 import { serializeBundle } from './bundle.js';
 import { IN_TOTO_PAYLOAD_TYPE, pae } from './dsse.js';
 import type { Signer } from './signer.js';
@@ -85,6 +86,10 @@ export async function signModel(o: SignOptions): Promise<SignResult> {
   const statement = buildStatement(modelName, resources, serialization);
   const payload = Buffer.from(JSON.stringify(statement, null, 2), 'utf8');
   const sig = await o.signer.sign(pae(IN_TOTO_PAYLOAD_TYPE, payload));
+  childLogger('signing').info(
+    { event: 'model_signed', model: o.modelPath, rootDigest: rootDigest(resources), keyHint: o.signer.keyHint, files: scan.files.length, bytes: scan.totalBytes },
+    'model signed',
+  );
   return {
     bundleJson: serializeBundle(o.signer.verificationMaterial(), payload, sig),
     modelName,

@@ -6,7 +6,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AegisError, isAegisError, type ErrorCode } from '../errors.js';
+import { isAegisError, type AegisError, type ErrorCode } from '../errors.js';
 import { SHARED_DIR, tempDir } from '../test-support/fs.js';
 import { writeModel } from '../test-support/models.js';
 import { generateKeyPair, readPrivateKey, type Curve } from './keys.js';

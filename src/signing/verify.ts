@@ -1,9 +1,10 @@
 import { lstat, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { hashFiles } from '../artifact/hash.js';
-import { DEFAULT_GIT_IGNORES, comparePaths } from '../artifact/paths.js';
+import { DEFAULT_GIT_IGNORES, comparePaths, isIgnored } from '../artifact/paths.js';
 import { scanModel, type ModelFile } from '../artifact/scan.js';
 import { AegisError, fsError } from '../errors.js';
+import { childLogger } from '../log.js';
 import { authenticate, type SignerIdentity } from './authenticate.js';
 import { parseBundle } from './bundle.js';
 import { insideRoot } from './sign.js';
@@ -60,19 +61,28 @@ export async function readBundleFile(path: string, maxBytes: number): Promise<st
   });
 }
 
+interface ExpectedResource {
+  /** Name as listed in the bundle. */
+  name: string;
+  /** Name the hasher gives the same bytes on disk ("." of a legacy single-file bundle becomes the file name). */
+  diskName: string;
+  digest: string;
+}
+
 interface Expected {
   /** File path → resources of that file (one, or its shards). */
-  byFile: Map<string, { name: string; digest: string }[]>;
+  byFile: Map<string, ExpectedResource[]>;
 }
 
 /** Maps the signed resources to files of the model on disk (a legacy single-file bundle names it "."). */
 function expectedFiles(m: SignedManifest, singleFileName: string | undefined): Expected {
-  const byFile = new Map<string, { name: string; digest: string }[]>();
+  const byFile = new Map<string, ExpectedResource[]>();
   for (const r of m.resources) {
-    let { path } = resourcePath(r.name, m.serialization.method);
-    if (path === '.' && singleFileName !== undefined) path = singleFileName;
+    const parsed = resourcePath(r.name, m.serialization.method);
+    const path = parsed.path === '.' && singleFileName !== undefined ? singleFileName : parsed.path;
+    const diskName = parsed.start === undefined ? path : `${path}:${parsed.start}:${parsed.end}`;
     const list = byFile.get(path) ?? [];
-    list.push({ name: r.name, digest: r.digest });
+    list.push({ name: r.name, diskName, digest: r.digest });
     byFile.set(path, list);
   }
   return { byFile };
@@ -110,22 +120,26 @@ export async function verifyModel(o: VerifyOptions): Promise<VerificationReport>
     const scan = await scanModel(o.modelPath, { allowSymlinks: ser.allowSymlinks });
     files = scan.files;
   } else {
-    const ignores = [...ser.ignorePaths, ...DEFAULT_GIT_IGNORES, ...(o.ignorePaths ?? [])];
+    // Git paths are left out unless the signature covers them (signed with --no-ignore-git-paths).
+    const signedNames = [...expected.byFile.keys()];
+    const gitIgnores = DEFAULT_GIT_IGNORES.filter((g) => !signedNames.some((n) => isIgnored(n, [g])));
+    const ignores = [...ser.ignorePaths, ...gitIgnores, ...(o.ignorePaths ?? [])];
     const bundleRel = insideRoot(o.modelPath, o.bundlePath);
     if (bundleRel) ignores.push(bundleRel);
     if (o.ignoreUnsignedFiles) {
       files = await signedFilesOnly(o.modelPath, [...expected.byFile.keys()], ser.allowSymlinks);
-      const all = await scanModel(o.modelPath, { ignorePaths: ignores, allowSymlinks: true }).catch(() => undefined);
+      const all = await scanModel(o.modelPath, { ignorePaths: ignores, ignoreGitPaths: false, allowSymlinks: true }).catch(() => undefined);
       for (const f of all?.files ?? []) if (!expected.byFile.has(f.name)) unsigned.push(f.name);
     } else {
-      files = (await scanModel(o.modelPath, { ignorePaths: ignores, allowSymlinks: ser.allowSymlinks })).files;
+      files = (await scanModel(o.modelPath, { ignorePaths: ignores, ignoreGitPaths: false, allowSymlinks: ser.allowSymlinks })).files;
     }
   }
 
   // Compare the file sets before hashing anything: a missing or extra file is reported at once.
   const onDisk = new Set(files.map((f) => f.name));
   const missing = [...expected.byFile.keys()].filter((n) => !onDisk.has(n)).sort(comparePaths);
-  const extra = files.map((f) => f.name).filter((n) => !expected.byFile.has(n));
+  // Shard serialization gives an empty file no resources (as the reference does), so it cannot be listed.
+  const extra = files.filter((f) => !expected.byFile.has(f.name) && !(ser.method === 'shards' && f.size === 0)).map((f) => f.name);
   if (missing.length) {
     throw new AegisError('FILE_MISSING', `signed file ${missing[0]} is missing from the model${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`, {
       hint: 'The model on disk is incomplete or was changed after signing; fetch it again.',
@@ -148,12 +162,11 @@ export async function verifyModel(o: VerifyOptions): Promise<VerificationReport>
   });
   const actualByName = new Map(actual.map((r) => [r.name, r.digest]));
   const mismatched: { name: string; expected: string; actual: string | undefined }[] = [];
-  for (const [file, list] of expected.byFile) {
+  for (const list of expected.byFile.values()) {
     for (const r of list) {
-      const name = ser.method === 'shards' ? `${file}:${resourcePath(r.name, 'shards').start}:${resourcePath(r.name, 'shards').end}` : file;
-      const got = actualByName.get(name);
+      const got = actualByName.get(r.diskName);
       if (got !== r.digest) mismatched.push({ name: r.name, expected: r.digest, actual: got });
-      actualByName.delete(name);
+      actualByName.delete(r.diskName);
     }
   }
   if (mismatched.length) {
@@ -173,6 +186,10 @@ export async function verifyModel(o: VerifyOptions): Promise<VerificationReport>
       details: { unexpected: [...actualByName.keys()] },
     });
   }
+  childLogger('signing').info(
+    { event: 'model_verified', model: o.modelPath, rootDigest: manifest.rootDigest, keyHint: signer.keyHint, trustedId: signer.trustedId, files: files.length },
+    'model verified',
+  );
   return {
     verified: true,
     model: o.modelPath,
@@ -214,10 +231,17 @@ async function signedFilesOnly(root: string, names: string[], allowSymlinks: boo
       }
       st = await stat(path);
     }
-    // Every parent directory must be a real directory inside the root too.
+    // Every parent directory must be a real directory inside the root too (or, with
+    // allowSymlinks, at least resolve inside it), as the scanner requires.
     const real = await realpath(path);
-    if (!(real.startsWith(rootReal + '/')) && !allowSymlinks) {
+    if (!real.startsWith(rootReal + '/')) {
       throw new AegisError('SYMLINK_ESCAPES_ROOT', `signed file ${name} resolves outside the model`, { details: { path: name } });
+    }
+    if (!allowSymlinks && real !== join(rootReal, ...name.split('/'))) {
+      throw new AegisError('SYMLINK_REJECTED', `signed file ${name} is reached through a symlinked folder`, {
+        hint: 'Replace the link with the real folder.',
+        details: { path: name },
+      });
     }
     if (!st.isFile()) {
       throw new AegisError('UNSUPPORTED_FILE_TYPE', `signed file ${name} is not a regular file on disk`, { details: { path: name } });
