@@ -5,5 +5,8 @@ if (major < 22) {
   process.stderr.write(`aegis needs Node.js 22 or newer (this is ${process.version}). Run it through npm (npx aegis …), which uses the project's Node 24.\n`);
   process.exit(2);
 }
+// Cache compiled code between runs (Node >= 22.1): start-up is most of a short command's time.
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
 const { main } = await import('../dist/cli/main.js');
 await main(process.argv);

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AegisError } from '../errors.js';
 import { hashRange, type HashReply, type HashTask } from './hash-worker.js';
@@ -60,7 +61,7 @@ function jobsFor(files: readonly ModelFile[], shardSize: number | undefined): Jo
  */
 export async function hashFiles(files: readonly ModelFile[], options: HashOptions = {}): Promise<Resource[]> {
   const algorithm = options.algorithm ?? 'sha256';
-  const chunkBytes = options.chunkBytes ?? 8 * 1024 * 1024;
+  const chunkBytes = options.chunkBytes ?? 2 * 1024 * 1024;
   const jobs = jobsFor(files, options.shardSize);
   const total = jobs.reduce((n, j) => n + (j.end - j.start), 0);
   const digests = new Array<string>(jobs.length);
@@ -69,7 +70,7 @@ export async function hashFiles(files: readonly ModelFile[], options: HashOption
     done += n;
     options.onProgress?.(done, total);
   };
-  const workers = Math.max(1, Math.min(options.workers ?? 2, jobs.length));
+  const workers = Math.max(1, Math.min(options.workers ?? availableParallelism(), jobs.length));
 
   if (workers === 1 || total < INLINE_LIMIT) {
     for (const [i, job] of jobs.entries()) {
@@ -154,11 +155,46 @@ async function runPool(
       feed();
     });
 
-  const pool = Array.from({ length: size - 1 }, () => new Worker(workerUrl()));
+  const pool = acquireWorkers(size - 1);
+  const broken = new Set<Worker>();
   try {
-    await Promise.all([inline(), ...pool.map(worker)]);
+    await Promise.all([
+      inline(),
+      ...pool.map((w) =>
+        worker(w).then(() => {
+          if (failed) broken.add(w); // it may still be busy with a job: do not reuse it
+        }),
+      ),
+    ]);
   } finally {
-    await Promise.all(pool.map((w) => w.terminate()));
+    releaseWorkers(pool, broken);
   }
   if (failed) throw failed;
+}
+
+/**
+ * Idle hashing workers are kept (unref'd, so they never hold the process
+ * open) and reused by the next call: a long-lived process (the control plane,
+ * a model server verifying a hot swap) pays the thread start-up once.
+ */
+const idle: Worker[] = [];
+
+function acquireWorkers(n: number): Worker[] {
+  const out = idle.splice(0, n);
+  while (out.length < n) out.push(new Worker(workerUrl()));
+  for (const w of out) w.ref();
+  return out;
+}
+
+function releaseWorkers(pool: Worker[], broken: Set<Worker>): void {
+  for (const w of pool) {
+    w.removeAllListeners('message');
+    w.removeAllListeners('error');
+    if (broken.has(w)) {
+      void w.terminate();
+      continue;
+    }
+    w.unref();
+    idle.push(w);
+  }
 }

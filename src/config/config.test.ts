@@ -49,7 +49,7 @@ describe('loadConfig', () => {
     expect(cfg).toEqual({
       home: './.aegis',
       logLevel: 'warn',
-      hashing: { workers: Math.max(1, availableParallelism()), chunkBytes: 8 * 1024 * 1024 },
+      hashing: { workers: Math.max(1, availableParallelism()), chunkBytes: 2 * 1024 * 1024 },
       signing: { defaultCurve: 'p256', maxBundleBytes: 64 * 1024 * 1024 },
     });
   });
@@ -58,7 +58,7 @@ describe('loadConfig', () => {
     const cwd = await folder({ 'aegis.config.yaml': 'home: /var/lib/aegis\nhashing:\n  workers: 4\nsigning:\n  defaultCurve: p384\n' });
     const cfg = loadConfig({ env: {}, cwd });
     expect(cfg.home).toBe('/var/lib/aegis');
-    expect(cfg.hashing).toEqual({ workers: 4, chunkBytes: 8 * 1024 * 1024 });
+    expect(cfg.hashing).toEqual({ workers: 4, chunkBytes: 2 * 1024 * 1024 });
     expect(cfg.signing).toEqual({ defaultCurve: 'p384', maxBundleBytes: 64 * 1024 * 1024 });
     expect(cfg.logLevel).toBe('warn');
   });

@@ -20,10 +20,10 @@ export const configSchema = z
         /** Parallel hashing workers; default: one per core. */
         workers: z.number().int().min(1).max(64).default(Math.max(1, availableParallelism())),
         /** Read size per I/O when hashing, bytes. */
-        chunkBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024),
+        chunkBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(2 * 1024 * 1024),
       })
       .strict()
-      .default({ workers: Math.max(1, availableParallelism()), chunkBytes: 8 * 1024 * 1024 }),
+      .default({ workers: Math.max(1, availableParallelism()), chunkBytes: 2 * 1024 * 1024 }),
     signing: z
       .object({
         defaultCurve: z.enum(['p256', 'p384', 'p521']).default('p256'),

@@ -24,16 +24,17 @@ import { LEGACY_PREDICATE_TYPE } from './statement.js';
 import { loadTrustPolicy, type TrustAnchor } from './trust.js';
 import { verifyModel, type VerificationReport, type VerifyOptions } from './verify.js';
 
-// Pass-through probes: count hashing worker threads, and record every path the code under test
+// Pass-through probes: count jobs handed to hashing worker threads (workers are pooled and
+// reused across calls, so constructions are not counted), and record every path the code under test
 // hands to node:fs/promises (to prove a crafted bundle cannot make the verifier read outside the model).
 const probe = vi.hoisted(() => ({ workers: 0, fsPaths: [] as string[] }));
 
 vi.mock('node:worker_threads', async (importOriginal) => {
   const real = await importOriginal<typeof WorkerThreads>();
   class CountingWorker extends real.Worker {
-    constructor(...args: ConstructorParameters<typeof real.Worker>) {
-      super(...args);
+    override postMessage(...args: Parameters<InstanceType<typeof real.Worker>['postMessage']>): void {
       probe.workers++;
+      super.postMessage(...args);
     }
   }
   return { ...real, Worker: CountingWorker };
