@@ -50,6 +50,31 @@ export type ErrorCode =
   | 'FILE_MISSING'
   | 'FILE_EXTRA'
   | 'DIGEST_MISMATCH'
+  // model manifest, archives, fetch
+  | 'MANIFEST_MISSING'
+  | 'MANIFEST_INVALID'
+  | 'ARCHIVE_UNSAFE_ENTRY'
+  | 'ARCHIVE_TRUNCATED'
+  | 'ARCHIVE_CORRUPT'
+  | 'ARCHIVE_TOO_LARGE'
+  | 'ARCHIVE_SIGNATURE_INVALID'
+  | 'MODEL_IDENTITY_MISMATCH'
+  // metadata database
+  | 'DB_UNREACHABLE'
+  | 'DB_LOCKED'
+  | 'DB_MIGRATION_FAILED'
+  | 'DB_SCHEMA_TOO_NEW'
+  // model registry
+  | 'REGISTRY_NOT_FOUND'
+  | 'REGISTRY_INPUT_INVALID'
+  | 'VERSION_IMMUTABLE'
+  | 'VERSION_RETIRED'
+  | 'STAGE_INVALID'
+  // artifact stores (file://, s3://)
+  | 'STORE_KEY_INVALID'
+  | 'STORE_NOT_FOUND'
+  | 'STORE_UNREACHABLE'
+  | 'STORE_WRITE_FAILED'
   | 'INTERNAL';
 
 export interface AegisErrorOptions {

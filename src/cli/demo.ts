@@ -81,7 +81,7 @@ export function registerDemoCommand(program: Command, config: () => AegisConfig)
         const refused = isAegisError(refusal) ? { code: refusal.code, message: refusal.message } : undefined;
         say(`tampered copy (one byte of weights.bin flipped): ${refused ? `refused [${refused.code}] ${refused.message}` : 'NOT REFUSED'}`);
         if (!refused) process.exitCode = 1;
-        if (o.json) printJson({ ok: Boolean(refused), signed: { ...signed, bundleJson: undefined }, verification: report, tampered: refused });
+        if (o.json) printJson({ ok: Boolean(refused), signed: { ...signed, bundleJson: undefined, signedFiles: undefined }, verification: report, tampered: refused });
         else say(`\nnext: aegis model verify --help, aegis keys rotate --help`);
       } catch (err) {
         process.exitCode = reportError(err, o);

@@ -4,6 +4,8 @@ import { logger } from '../log.js';
 import { registerDemoCommand } from './demo.js';
 import { registerKeysCommands } from './keys.js';
 import { registerModelCommands } from './model.js';
+import { registerArchiveCommands } from './archive-commands.js';
+import { registerRegistryCommands } from './registry-commands.js';
 import { registerOmsCommands } from './oms.js';
 import { EXIT_USAGE, reportError } from './output.js';
 
@@ -31,7 +33,9 @@ Examples:
   verified`,
     );
   registerKeysCommands(program, getConfig);
-  registerModelCommands(program, getConfig);
+  const model = registerModelCommands(program, getConfig);
+  registerArchiveCommands(model, getConfig);
+  registerRegistryCommands(model, getConfig);
   registerOmsCommands(program);
   registerDemoCommand(program, getConfig);
   return program;

@@ -26,17 +26,20 @@ export function parseBytes(value: string): number {
   return Number(m[1]) * mult;
 }
 
-export function registerModelCommands(program: Command, config: () => AegisConfig): void {
+export function registerModelCommands(program: Command, config: () => AegisConfig): Command {
   const model = program
     .command('model')
-    .description('sign, verify and manage models')
+    .description('sign, verify, package, store, register and fetch models')
     .addHelpText(
       'after',
       `
 Examples:
   $ aegis model sign my-model/ --key keys/signing-key.pem
   $ aegis model verify my-model/ --public-key keys/signing-key.pub.pem
-  verified`,
+  verified
+  $ aegis model package my-model/ --key keys/signing-key.pem --out dist/
+  $ aegis model push dist/model.tar.gz --to s3://models-bucket/aegis
+  $ aegis model register s3://models-bucket/aegis/model-archives/my-model/1.0/model.tar.gz --trust TRUST.yaml`,
     );
 
   model
@@ -85,7 +88,7 @@ Examples:
         bar.stop();
         await writeFileAtomic(bundlePath, result.bundleJson);
         if (o.json) {
-          const { bundleJson: _b, ...rest } = result;
+          const { bundleJson: _b, signedFiles: _f, ...rest } = result;
           printJson({ ok: true, bundle: bundlePath, method: signer.method, keyHint: signer.keyHint, ...rest });
         } else {
           process.stdout.write(`signed ${result.files} file(s), ${result.bytes} bytes → ${bundlePath}\n`);
@@ -150,4 +153,5 @@ Examples:
         }
       }
     });
+  return model;
 }

@@ -50,6 +50,7 @@ describe('loadConfig', () => {
       home: './.aegis',
       logLevel: 'warn',
       hashing: { workers: Math.max(1, availableParallelism()), chunkBytes: 2 * 1024 * 1024 },
+      fetch: { maxEntries: 100_000, maxBytes: 256 * 2 ** 30 },
       signing: { defaultCurve: 'p256', maxBundleBytes: 64 * 1024 * 1024 },
     });
   });

@@ -24,6 +24,23 @@ export const configSchema = z
       })
       .strict()
       .default({ workers: Math.max(1, availableParallelism()), chunkBytes: 2 * 1024 * 1024 }),
+    /** PostgreSQL URL (postgres://…); unset: the embedded PGlite database in <home>/db. */
+    databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+    /** Artifact store root: file://… or s3://bucket/prefix; default <home>/artifacts. */
+    storeUri: z.string().min(1).optional(),
+    /** Content-addressed cache of verified models; default <home>/cache. */
+    cacheDir: z.string().min(1).optional(),
+    /** Who is acting, for the audit log; default the OS user name. */
+    actor: z.string().min(1).optional(),
+    fetch: z
+      .object({
+        /** Most entries an archive may hold. */
+        maxEntries: z.number().int().min(1).default(100_000),
+        /** Most bytes an archive may expand to. */
+        maxBytes: z.number().int().min(1).default(256 * 2 ** 30),
+      })
+      .strict()
+      .default({ maxEntries: 100_000, maxBytes: 256 * 2 ** 30 }),
     signing: z
       .object({
         defaultCurve: z.enum(['p256', 'p384', 'p521']).default('p256'),
@@ -45,10 +62,16 @@ const ENV_MAP: Record<string, string[]> = {
   AEGIS_HASH_CHUNK_BYTES: ['hashing', 'chunkBytes'],
   AEGIS_DEFAULT_CURVE: ['signing', 'defaultCurve'],
   AEGIS_MAX_BUNDLE_BYTES: ['signing', 'maxBundleBytes'],
+  AEGIS_DATABASE_URL: ['databaseUrl'],
+  AEGIS_STORE_URI: ['storeUri'],
+  AEGIS_CACHE_DIR: ['cacheDir'],
+  AEGIS_ACTOR: ['actor'],
+  AEGIS_FETCH_MAX_ENTRIES: ['fetch', 'maxEntries'],
+  AEGIS_FETCH_MAX_BYTES: ['fetch', 'maxBytes'],
 };
 
 /** Settings that are strings: taken verbatim, so AEGIS_HOME=2024 is a folder name, not a number. */
-const STRING_ENV = new Set(['AEGIS_HOME', 'AEGIS_LOG_LEVEL', 'AEGIS_DEFAULT_CURVE']);
+const STRING_ENV = new Set(['AEGIS_HOME', 'AEGIS_LOG_LEVEL', 'AEGIS_DEFAULT_CURVE', 'AEGIS_DATABASE_URL', 'AEGIS_STORE_URI', 'AEGIS_CACHE_DIR', 'AEGIS_ACTOR']);
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
   let node = target;
@@ -123,4 +146,16 @@ export function loadConfig(options: LoadConfigOptions = {}): AegisConfig {
     });
   }
   return deepFreeze(result.data);
+}
+
+/** Where the embedded platform keeps things, derived from `home` unless set explicitly. */
+export function platformPaths(c: AegisConfig): { db: string; store: string; cache: string; keys: string; trust: string } {
+  const home = resolve(c.home);
+  return {
+    db: resolve(home, 'db'),
+    store: c.storeUri ?? resolve(home, 'artifacts'),
+    cache: resolve(c.cacheDir ?? resolve(home, 'cache')),
+    keys: resolve(home, 'keys'),
+    trust: resolve(home, 'trust.yaml'),
+  };
 }

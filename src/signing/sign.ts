@@ -2,7 +2,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { hashFiles, type HashAlgorithm } from '../artifact/hash.js';
 import { toPosix } from '../artifact/paths.js';
-import { scanModel } from '../artifact/scan.js';
+import { scanModel, type ModelFile } from '../artifact/scan.js';
 import { AegisError } from '../errors.js';
 import { childLogger } from '../log.js';
 import { serializeBundle } from './bundle.js';
@@ -27,6 +27,8 @@ export interface SignOptions {
 
 export interface SignResult {
   bundleJson: string;
+  /** The files covered by the signature (what an archive must contain). */
+  signedFiles: ModelFile[];
   modelName: string;
   rootDigest: string;
   files: number;
@@ -92,6 +94,7 @@ export async function signModel(o: SignOptions): Promise<SignResult> {
   );
   return {
     bundleJson: serializeBundle(o.signer.verificationMaterial(), payload, sig),
+    signedFiles: scan.files,
     modelName,
     rootDigest: rootDigest(resources),
     files: scan.files.length,

@@ -9,6 +9,8 @@ export interface Signer {
   readonly keyHint: string;
   /** DER ECDSA signature over `data`, hashed with the curve's hash. */
   sign(data: Buffer): Promise<Buffer>;
+  /** DER ECDSA signature over a precomputed SHA-256 digest (detached archive signatures). */
+  signDigest(sha256: Buffer): Promise<Buffer>;
   /** `verificationMaterial` of the Sigstore bundle, without tlogEntries. */
   verificationMaterial(): Record<string, unknown>;
 }

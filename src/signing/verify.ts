@@ -25,6 +25,12 @@ export interface VerifyOptions {
   workers?: number;
   chunkBytes?: number;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * SHA-256 of files already computed by the caller from the very bytes on
+   * disk (extraction hashes each file as it writes it), so they are not read
+   * again. Used only for sha256 `files` manifests that it fully covers.
+   */
+  precomputedSha256?: ReadonlyMap<string, string>;
 }
 
 export interface VerificationReport {
@@ -153,13 +159,17 @@ export async function verifyModel(o: VerifyOptions): Promise<VerificationReport>
     });
   }
 
-  const actual = await hashFiles(files, {
-    algorithm: ser.hashType,
-    ...(ser.method === 'shards' ? { shardSize: ser.shardSize! } : {}),
-    ...(o.workers ? { workers: o.workers } : {}),
-    ...(o.chunkBytes ? { chunkBytes: o.chunkBytes } : {}),
-    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-  });
+  const pre = o.precomputedSha256;
+  const usePre = pre !== undefined && ser.method === 'files' && ser.hashType === 'sha256' && files.every((f) => pre.has(f.name));
+  const actual = usePre
+    ? files.map((f) => ({ name: f.name, algorithm: 'sha256' as const, digest: pre.get(f.name)! }))
+    : await hashFiles(files, {
+        algorithm: ser.hashType,
+        ...(ser.method === 'shards' ? { shardSize: ser.shardSize! } : {}),
+        ...(o.workers ? { workers: o.workers } : {}),
+        ...(o.chunkBytes ? { chunkBytes: o.chunkBytes } : {}),
+        ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+      });
   const actualByName = new Map(actual.map((r) => [r.name, r.digest]));
   const mismatched: { name: string; expected: string; actual: string | undefined }[] = [];
   for (const list of expected.byFile.values()) {

@@ -1,5 +1,6 @@
-import { createPublicKey, sign as signData, type KeyObject, type X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { AegisError } from '../../errors.js';
+import { signDigest } from '../blob.js';
 import { curveInfo, keyHint, readPrivateKey } from '../keys.js';
 import type { Signer } from '../signer.js';
 import { readCertificates } from '../x509.js';
@@ -19,8 +20,13 @@ export class PemKeySigner implements Signer {
     return new PemKeySigner(await readPrivateKey(path, passphrase));
   }
 
+  /** Deterministic ECDSA (RFC 6979): the same model and key give the same bundle bytes. */
   async sign(data: Buffer): Promise<Buffer> {
-    return signData(curveInfo(this.key).hash, data, this.key);
+    return signDigest(createHash(curveInfo(this.key).hash).update(data).digest(), this.key);
+  }
+
+  async signDigest(sha256: Buffer): Promise<Buffer> {
+    return signDigest(sha256, this.key);
   }
 
   verificationMaterial(): Record<string, unknown> {
