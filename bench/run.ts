@@ -4,6 +4,7 @@
  */
 const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<void> }>> = {
   hash: () => import('./hash.js'),
+  fetch: () => import('./fetch.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

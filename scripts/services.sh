@@ -7,14 +7,19 @@
 #   scripts/services.sh env        print the environment the tests read (eval "$(scripts/services.sh env)")
 #
 # Today: a Python venv with the reference OpenSSF `model-signing` package
-# (the interoperability oracle). Later work adds PostgreSQL, Prometheus,
-# Alertmanager, MLflow, moto and Chromium here.
+# (the interoperability oracle) and moto (an S3 server), PostgreSQL from
+# Debian, and cosign built from the Go module proxy (oracle for detached
+# archive signatures). Later work adds Prometheus, Alertmanager, MLflow and
+# Chromium here.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="${AEGIS_SERVICES_DIR:-$ROOT/.services}"
 VENV="$STATE/venv"
 MODEL_SIGNING_VERSION="1.1.1"
+MOTO_VERSION="5.2.5"
+MOTO_PORT="${AEGIS_MOTO_PORT:-5077}"
+PG_PORT="${AEGIS_PG_PORT:-55432}"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -34,13 +39,142 @@ python_venv() {
   log "installed model-signing $MODEL_SIGNING_VERSION"
 }
 
+# moto's S3 server (in the venv) for the store integration tests (src/store/s3/s3.itest.ts).
+moto_answers() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$MOTO_PORT/moto-api/" 2>/dev/null; }
+
+moto_s3() {
+  if moto_answers; then
+    log "moto already answers on 127.0.0.1:$MOTO_PORT"
+    return
+  fi
+  if [ ! -x "$VENV/bin/moto_server" ] \
+     || [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null)" != "$MOTO_VERSION" ]; then
+    log "installing moto[server] $MOTO_VERSION into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  fi
+  local pidfile="$STATE/moto.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    log "moto (pid $(cat "$pidfile")) is already starting"
+  else
+    log "starting moto on 127.0.0.1:$MOTO_PORT (log: $STATE/moto.log)"
+    setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >>"$STATE/moto.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+  fi
+  for _ in $(seq 1 120); do
+    if moto_answers; then log "moto ready on 127.0.0.1:$MOTO_PORT"; return; fi
+    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      log "moto exited; last lines of $STATE/moto.log:"
+      tail -n 20 "$STATE/moto.log" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "moto did not answer on 127.0.0.1:$MOTO_PORT within 60s; see $STATE/moto.log"
+  return 1
+}
+
+# PostgreSQL for the database integration tests (src/registry/registry.itest.ts): a
+# throw-away cluster on 127.0.0.1:$PG_PORT only (no Unix socket), trust auth for the
+# `postgres` role, fsync off. As root, it runs as the `postgres` OS user (postgres
+# refuses to run as root), so its folder must be reachable by that user: $STATE/pg
+# when it is, else /tmp/aegis-pg-$PG_PORT (e.g. when the repo is under /root).
+pg_bin_dir() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then echo "$d"; return; fi
+  done
+  if command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then dirname "$(readlink -f "$(command -v pg_ctl)")"; return; fi
+  return 1
+}
+
+# Root runs PostgreSQL's programs as the postgres user; anyone else as themselves.
+as_postgres_prefix() { if [ "$(id -u)" = 0 ]; then echo "runuser -u postgres --"; fi; }
+
+postgres_server() {
+  local bin home data logfile
+  if ! bin="$(pg_bin_dir)"; then
+    [ "$(id -u)" = 0 ] || { log "PostgreSQL is not installed: install the postgresql package (needs root)"; return 1; }
+    log "installing PostgreSQL (Debian package postgresql)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    bin="$(pg_bin_dir)" || { log "postgresql installed, but no initdb/pg_ctl under /usr/lib/postgresql/*/bin"; return 1; }
+  fi
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+    log "PostgreSQL already answers on 127.0.0.1:$PG_PORT"
+    return
+  fi
+  home="$STATE"
+  mkdir -p "$home"
+  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$home"; then
+    home="/tmp/aegis-pg-$PG_PORT"
+    log "the postgres user cannot reach $STATE; using $home instead"
+    mkdir -p "$home"
+    chmod 755 "$home"
+  fi
+  data="$home/pg"
+  logfile="$home/pg.log"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "creating a PostgreSQL cluster in $data"
+    mkdir -p "$data"
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$data"; fi
+    chmod 700 "$data"
+    (cd / && $(as_postgres_prefix) "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C >/dev/null)
+    printf '%s\n' "fsync = off" "synchronous_commit = off" "full_page_writes = off" >>"$data/postgresql.conf"
+  elif [ "$(cat "$data/PG_VERSION")" != "$("$bin/postgres" -V | awk '{print $3}' | cut -d. -f1)" ]; then
+    log "$data holds a PostgreSQL $(cat "$data/PG_VERSION") cluster but $bin is another major version; delete $data and rerun"
+    return 1
+  fi
+  touch "$logfile"
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$logfile"; fi
+  if (cd / && $(as_postgres_prefix) "$bin/pg_ctl" -D "$data" status >/dev/null); then
+    log "PostgreSQL in $data is already starting"
+  else
+    log "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: $logfile)"
+    # -W: do not wait here (the loop below does); setsid: detach from this script's session.
+    if ! (cd / && setsid -w $(as_postgres_prefix) "$bin/pg_ctl" -D "$data" -l "$logfile" -W -o "-h 127.0.0.1 -p $PG_PORT -k ''" start >/dev/null </dev/null); then
+      log "pg_ctl could not start PostgreSQL; last lines of $logfile:"
+      tail -n 20 "$logfile" >&2
+      return 1
+    fi
+  fi
+  for _ in $(seq 1 120); do
+    if "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then log "PostgreSQL ready on 127.0.0.1:$PG_PORT"; return; fi
+    sleep 0.5
+  done
+  log "PostgreSQL did not answer on 127.0.0.1:$PG_PORT within 60s; last lines of $logfile:"
+  tail -n 20 "$logfile" >&2
+  return 1
+}
+
+# cosign, the oracle for `model.tar.gz.sig` (cosign verify-blob). Built once into $STATE/bin.
+COSIGN_VERSION="v2.4.1"
+cosign_bin() {
+  if [ -x "$STATE/bin/cosign" ] && "$STATE/bin/cosign" version 2>/dev/null | grep -q "${COSIGN_VERSION#v}"; then
+    log "cosign ready ($STATE/bin/cosign)"
+    return
+  fi
+  if ! command -v go >/dev/null; then
+    log "go is not installed: cannot build cosign (the cosign interoperability test will fail)"
+    return 1
+  fi
+  log "building cosign $COSIGN_VERSION (a few minutes, once)"
+  mkdir -p "$STATE/bin"
+  GOBIN="$STATE/bin" GOFLAGS=-mod=mod go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+}
+
 print_env() {
   echo "export AEGIS_MODEL_SIGNING_BIN=$VENV/bin/model_signing"
+  echo "export AEGIS_TEST_S3_ENDPOINT=http://127.0.0.1:$MOTO_PORT"
+  echo "export AEGIS_COSIGN_BIN=$STATE/bin/cosign"
+  echo "export AEGIS_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 }
 
 case "${1:-up}" in
   up)
     python_venv
+    moto_s3
+    postgres_server
+    cosign_bin
     print_env > "$STATE/env.sh"
     log "done; environment in $STATE/env.sh"
     ;;

@@ -212,6 +212,10 @@ export async function extractArchive(input: Readable, dest: string, limits: Extr
   const handle = async () => {
     for await (const entry of extract) {
       const h = entry.header;
+      if (h.type === 'directory' && (h.name === '.' || h.name === './')) {
+        entry.resume(); // the root itself, as `tar -C dir .` writes it
+        continue;
+      }
       const name = safeEntryName(h.name);
       if (++entries > limits.maxEntries) {
         throw new AegisError('ARCHIVE_TOO_LARGE', `archive has more than ${limits.maxEntries} entries`, {

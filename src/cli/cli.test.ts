@@ -11,13 +11,8 @@ import type { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { tempDir } from '../test-support/fs.js';
 import { writeModel } from '../test-support/models.js';
-import { buildProgram, main } from './main.js';
-
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { buildProgram } from './main.js';
+import { okCli, runCli } from '../test-support/cli.js';
 
 let root: string;
 let cleanup: () => Promise<void>;
@@ -28,37 +23,9 @@ function fresh(name: string): string {
   return join(root, `${++dirCount}-${name}`);
 }
 
-/** Runs `aegis ARGS` in-process, capturing stdout, stderr and the exit code. */
-async function run(...args: string[]): Promise<RunResult> {
-  let stdout = '';
-  let stderr = '';
-  const text = (chunk: string | Uint8Array) => (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += text(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += text(chunk);
-    return true;
-  });
-  process.exitCode = undefined;
-  try {
-    await main(['node', 'aegis', ...args]);
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = undefined;
-  return { code, stdout, stderr };
-}
+const run = runCli;
 
-/** Runs a command that must succeed, failing the test with its stderr otherwise. */
-async function ok(...args: string[]): Promise<RunResult> {
-  const r = await run(...args);
-  expect(r.code, `aegis ${args.join(' ')} failed:\n${r.stderr}${r.stdout}`).toBe(0);
-  return r;
-}
+const ok = okCli;
 
 function json<T = Record<string, unknown>>(text: string): T {
   return JSON.parse(text) as T;

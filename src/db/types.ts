@@ -9,6 +9,12 @@ export interface QueryResult<T> {
 }
 
 export interface Queryable {
+  /**
+   * Runs one statement with `$1…` parameters. Without `params`, `sql` may hold
+   * several statements separated by `;` (migrations); the result is the last one's.
+   * Row values: timestamptz → Date, jsonb → parsed JSON, int8/bigserial → number
+   * (bigint beyond 2^53), numeric → string.
+   */
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
 }
 
