@@ -16,6 +16,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['src/**/*.itest.ts', 'test/**/*.itest.ts'],
+          setupFiles: ['src/test-support/services-env.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,
