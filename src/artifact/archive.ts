@@ -279,7 +279,8 @@ export async function extractArchive(input: Readable, dest: string, limits: Extr
   };
 
   const source = input.pipe(tailTap);
-  const gunzip = createGunzip();
+  // Large output chunks: far fewer hops between the zlib thread, the tar parser and the file writes.
+  const gunzip = createGunzip({ chunkSize: 1024 * 1024 });
   const unzipDone = pipeline(source, gunzip, crcTap, extract).catch((err: unknown) => {
     throw mapStreamError(err);
   });

@@ -216,7 +216,7 @@ async function fetchLocked(o: FetchOptions, cacheDir: string): Promise<FetchedMo
     await mkdir(root);
     let extracted = 0;
     const files = await extractArchive(
-      createReadStream(archivePath).on('data', (c) => o.onProgress?.('extract', (extracted += (c as Buffer).length), archive.size)),
+      createReadStream(archivePath, { highWaterMark: 1024 * 1024 }).on('data', (c) => o.onProgress?.('extract', (extracted += (c as Buffer).length), archive.size)),
       root,
       o.limits ?? DEFAULT_EXTRACT_LIMITS,
     );
