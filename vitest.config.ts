@@ -8,6 +8,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
+          env: { AEGIS_LOG_LEVEL: 'error' },
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
           testTimeout: 30_000,
         },
@@ -15,6 +16,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          env: { AEGIS_LOG_LEVEL: 'error' },
           include: ['src/**/*.itest.ts', 'test/**/*.itest.ts'],
           setupFiles: ['src/test-support/services-env.ts'],
           testTimeout: 120_000,
