@@ -5,6 +5,7 @@
 const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<void> }>> = {
   hash: () => import('./hash.js'),
   fetch: () => import('./fetch.js'),
+  loadgen: () => import('./loadgen.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -162,6 +162,14 @@ cosign_bin() {
   GOBIN="$STATE/bin" GOFLAGS=-mod=mod go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
 }
 
+# wrk (Debian package), the baseline of `npm run bench -- loadgen` (closed-loop saturation; Debian has no wrk2).
+wrk_bin() {
+  if command -v wrk >/dev/null; then log "wrk ready ($(command -v wrk))"; return; fi
+  if [ "$(id -u)" != 0 ]; then log "wrk is not installed (only the loadgen benchmark needs it): apt-get install wrk"; return; fi
+  log "installing wrk (Debian package wrk)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || log "could not install wrk; the loadgen benchmark will lack its baseline"
+}
+
 print_env() {
   echo "export AEGIS_MODEL_SIGNING_BIN=$VENV/bin/model_signing"
   echo "export AEGIS_TEST_S3_ENDPOINT=http://127.0.0.1:$MOTO_PORT"
@@ -175,6 +183,7 @@ case "${1:-up}" in
     moto_s3
     postgres_server
     cosign_bin
+    wrk_bin
     print_env > "$STATE/env.sh"
     log "done; environment in $STATE/env.sh"
     ;;

@@ -59,6 +59,10 @@ export type ErrorCode =
   | 'ARCHIVE_TOO_LARGE'
   | 'ARCHIVE_SIGNATURE_INVALID'
   | 'MODEL_IDENTITY_MISMATCH'
+  // model server
+  | 'MODEL_LOAD_FAILED'
+  | 'SERVER_START_FAILED'
+  | 'SWAP_IN_PROGRESS'
   // metadata database
   | 'DB_UNREACHABLE'
   | 'DB_LOCKED'
@@ -75,6 +79,23 @@ export type ErrorCode =
   | 'STORE_NOT_FOUND'
   | 'STORE_UNREACHABLE'
   | 'STORE_WRITE_FAILED'
+  // database backup and restore
+  | 'BACKUP_TOOL_MISSING'
+  | 'BACKUP_FAILED'
+  | 'BACKUP_NOT_FOUND'
+  | 'BACKUP_INCOMPLETE'
+  | 'BACKUP_MANIFEST_INVALID'
+  | 'BACKUP_CORRUPT'
+  | 'BACKUP_SCHEMA_TOO_NEW'
+  | 'BACKUP_SCHEDULE_INVALID'
+  | 'RESTORE_TARGET_NOT_EMPTY'
+  | 'RESTORE_FAILED'
+  // training and datasets
+  | 'DATASET_INVALID'
+  | 'TRAINING_FAILED'
+  | 'ONNX_INVALID'
+  // load generator
+  | 'LOAD_TARGET_UNREACHABLE'
   | 'INTERNAL';
 
 export interface AegisErrorOptions {

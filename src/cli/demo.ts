@@ -1,20 +1,18 @@
-import { existsSync } from 'node:fs';
 import { cp, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { AegisConfig } from '../config/index.js';
 import { isAegisError } from '../errors.js';
 import { PemKeySigner } from '../signing/pem/index.js';
 import { signModel, writeFileAtomic } from '../signing/sign.js';
-import { loadTrustPolicy, writePolicyDocument } from '../signing/trust.js';
+import { loadTrustPolicy } from '../signing/trust.js';
 import { verifyModel } from '../signing/verify.js';
 import { printJson, reportError } from './output.js';
-import { writeKeyPair } from './keys.js';
+import { ensureDevTrust } from './dev-trust.js';
+import { EXAMPLE_MODEL } from '../training/example.js';
 
-/** The example model shipped in the repository. */
-export const EXAMPLE_MODEL = fileURLToPath(new URL('../../examples/model_registry/example_multimodal/0.1', import.meta.url));
+export { EXAMPLE_MODEL };
 
 /**
  * `aegis demo` (what `npm start` runs until the model server lands): on the
@@ -34,23 +32,10 @@ export function registerDemoCommand(program: Command, config: () => AegisConfig)
       };
       try {
         const home = resolve(config().home);
-        const keyDir = join(home, 'keys', 'dev');
-        const trustPath = join(home, 'trust.yaml');
-        if (!existsSync(join(keyDir, 'signing-key.pem'))) {
-          const k = await writeKeyPair(keyDir, config().signing.defaultCurve, true);
-          say(`created a DEV signing key ${k.privateKey} (for local use only)`);
-        }
-        if (!existsSync(trustPath)) {
-          await writePolicyDocument(trustPath, {
-            apiVersion: 'aegis.dev/v1',
-            kind: 'TrustPolicy',
-            keys: [{ id: 'dev-local', publicKey: 'keys/dev/signing-key.pub.pem', description: 'DEV KEY made by `aegis demo`: never trust it in production' }],
-          });
-          say(`created trust policy ${trustPath} trusting the dev key`);
-        }
+        const { keyPath, trustPath } = await ensureDevTrust(config(), say);
         const policy = await loadTrustPolicy(trustPath);
         const bundlePath = join(home, 'bundles', 'example_multimodal-0.1.sig');
-        const signer = await PemKeySigner.fromFile(join(keyDir, 'signing-key.pem'));
+        const signer = await PemKeySigner.fromFile(keyPath);
         const signed = await signModel({ modelPath: o.model, signer, bundlePath });
         await writeFileAtomic(bundlePath, signed.bundleJson);
         say(`signed ${o.model}: ${signed.files} files, root digest ${signed.rootDigest}`);
@@ -65,7 +50,7 @@ export function registerDemoCommand(program: Command, config: () => AegisConfig)
         try {
           const copy = join(scratch, 'model');
           await cp(o.model, copy, { recursive: true });
-          const victim = join(copy, 'weights.bin');
+          const victim = join(copy, 'model.onnx');
           const fh = await open(victim, 'r+');
           const b = Buffer.alloc(1);
           await fh.read(b, 0, 1, 100);
@@ -79,7 +64,7 @@ export function registerDemoCommand(program: Command, config: () => AegisConfig)
           await rm(scratch, { recursive: true, force: true });
         }
         const refused = isAegisError(refusal) ? { code: refusal.code, message: refusal.message } : undefined;
-        say(`tampered copy (one byte of weights.bin flipped): ${refused ? `refused [${refused.code}] ${refused.message}` : 'NOT REFUSED'}`);
+        say(`tampered copy (one byte of model.onnx flipped): ${refused ? `refused [${refused.code}] ${refused.message}` : 'NOT REFUSED'}`);
         if (!refused) process.exitCode = 1;
         if (o.json) printJson({ ok: Boolean(refused), signed: { ...signed, bundleJson: undefined, signedFiles: undefined }, verification: report, tampered: refused });
         else say(`\nnext: aegis model verify --help, aegis keys rotate --help`);

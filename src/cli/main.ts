@@ -4,9 +4,14 @@ import { logger } from '../log.js';
 import { registerDemoCommand } from './demo.js';
 import { registerKeysCommands } from './keys.js';
 import { registerModelCommands } from './model.js';
+import { registerServeCommand } from './serve.js';
+import { registerLoadCommand } from './load.js';
+import { registerUpCommand } from './up.js';
 import { registerArchiveCommands } from './archive-commands.js';
 import { registerRegistryCommands } from './registry-commands.js';
 import { registerOmsCommands } from './oms.js';
+import { registerDbCommands } from './db-commands.js';
+import { registerTrainCommand } from './train.js';
 import { EXIT_USAGE, reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -23,6 +28,8 @@ export function buildProgram(): Command {
     .description('Aegis: sign, verify and safely roll out machine-learning models.')
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError('(run with --help for usage)')
+    // Root options (--version) only before the subcommand, so `train --version 0.2` means the model version.
+    .enablePositionalOptions()
     .addHelpText(
       'after',
       `
@@ -36,7 +43,12 @@ Examples:
   const model = registerModelCommands(program, getConfig);
   registerArchiveCommands(model, getConfig);
   registerRegistryCommands(model, getConfig);
+  registerServeCommand(program, getConfig);
+  registerLoadCommand(program, getConfig);
+  registerUpCommand(program, getConfig);
   registerOmsCommands(program);
+  registerDbCommands(program, getConfig);
+  registerTrainCommand(program, getConfig);
   registerDemoCommand(program, getConfig);
   return program;
 }

@@ -52,6 +52,7 @@ describe('loadConfig', () => {
       hashing: { workers: Math.max(1, availableParallelism()), chunkBytes: 2 * 1024 * 1024 },
       fetch: { maxEntries: 100_000, maxBytes: 256 * 2 ** 30 },
       signing: { defaultCurve: 'p256', maxBundleBytes: 64 * 1024 * 1024 },
+      backup: { keepDaily: 7, keepWeekly: 4 },
     });
   });
 

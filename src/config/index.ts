@@ -1,3 +1,4 @@
+import { CronExpressionParser } from 'cron-parser';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
@@ -49,8 +50,39 @@ export const configSchema = z
       })
       .strict()
       .default({ defaultCurve: 'p256', maxBundleBytes: 64 * 1024 * 1024 }),
+    backup: z
+      .object({
+        /** Cron expression (5 fields, or 6 with seconds; evaluated in UTC) for scheduled backups; unset: no schedule. */
+        schedule: z
+          .string()
+          .min(1)
+          .refine((expr) => isCronExpression(expr), 'must be a cron expression, e.g. "30 2 * * *" (02:30 UTC daily)')
+          .optional(),
+        /** Store root for backups (`<root>/db-backups/…`): file://… or s3://…; default the artifact store. */
+        storeUri: z.string().min(1).optional(),
+        /** Retention after a scheduled backup: the newest backup of each of the last N days … */
+        keepDaily: z.number().int().min(0).default(7),
+        /** … and of each of the last M ISO weeks. The newest complete backup is always kept. */
+        keepWeekly: z.number().int().min(0).default(4),
+        /** pg_dump / pg_restore programs (Debian: postgresql-client); default: PATH, then /usr/lib/postgresql/<newest>/bin. */
+        pgDumpPath: z.string().min(1).optional(),
+        pgRestorePath: z.string().min(1).optional(),
+        /** Control-plane health URL the restore smoke checks call; unset: that check is reported as skipped. */
+        healthUrl: z.string().url().optional(),
+      })
+      .strict()
+      .default({ keepDaily: 7, keepWeekly: 4 }),
   })
   .strict();
+
+function isCronExpression(expr: string): boolean {
+  try {
+    CronExpressionParser.parse(expr, { tz: 'UTC' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export type AegisConfig = Readonly<z.infer<typeof configSchema>>;
 
@@ -68,10 +100,30 @@ const ENV_MAP: Record<string, string[]> = {
   AEGIS_ACTOR: ['actor'],
   AEGIS_FETCH_MAX_ENTRIES: ['fetch', 'maxEntries'],
   AEGIS_FETCH_MAX_BYTES: ['fetch', 'maxBytes'],
+  AEGIS_BACKUP_SCHEDULE: ['backup', 'schedule'],
+  AEGIS_BACKUP_STORE_URI: ['backup', 'storeUri'],
+  AEGIS_BACKUP_KEEP_DAILY: ['backup', 'keepDaily'],
+  AEGIS_BACKUP_KEEP_WEEKLY: ['backup', 'keepWeekly'],
+  AEGIS_PG_DUMP_PATH: ['backup', 'pgDumpPath'],
+  AEGIS_PG_RESTORE_PATH: ['backup', 'pgRestorePath'],
+  AEGIS_BACKUP_HEALTH_URL: ['backup', 'healthUrl'],
 };
 
 /** Settings that are strings: taken verbatim, so AEGIS_HOME=2024 is a folder name, not a number. */
-const STRING_ENV = new Set(['AEGIS_HOME', 'AEGIS_LOG_LEVEL', 'AEGIS_DEFAULT_CURVE', 'AEGIS_DATABASE_URL', 'AEGIS_STORE_URI', 'AEGIS_CACHE_DIR', 'AEGIS_ACTOR']);
+const STRING_ENV = new Set([
+  'AEGIS_HOME',
+  'AEGIS_LOG_LEVEL',
+  'AEGIS_DEFAULT_CURVE',
+  'AEGIS_DATABASE_URL',
+  'AEGIS_STORE_URI',
+  'AEGIS_CACHE_DIR',
+  'AEGIS_ACTOR',
+  'AEGIS_BACKUP_SCHEDULE',
+  'AEGIS_BACKUP_STORE_URI',
+  'AEGIS_PG_DUMP_PATH',
+  'AEGIS_PG_RESTORE_PATH',
+  'AEGIS_BACKUP_HEALTH_URL',
+]);
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
   let node = target;

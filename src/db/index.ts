@@ -57,6 +57,15 @@ export async function openDb(options: OpenDbOptions = {}): Promise<Db> {
   return db;
 }
 
+/**
+ * Opens the database as it is, without migrating it: for restores, whose target
+ * must be inspected (and emptied) before any schema is created in it.
+ */
+export async function openDbUnmigrated(options: Omit<OpenDbOptions, 'migrations'> = {}): Promise<Db> {
+  const { url } = options;
+  return isPostgresUrl(url) ? openPostgres(url) : openPglite(embeddedLocation(url, options.dataDir));
+}
+
 /** A throw-away, migrated in-memory database (tests, dry runs). */
 export function openMemoryDb(): Promise<Db> {
   return openDb({ url: MEMORY });

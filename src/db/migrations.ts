@@ -66,7 +66,28 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
   FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
 `;
 
-export const MIGRATIONS: readonly Migration[] = Object.freeze([{ version: 1, name: 'registry', sql: V1_REGISTRY }]);
+/** Outcomes of database backups (scheduled, manual, drills): what the backup-staleness alert and `aegis db` read. */
+const V2_BACKUP_RUNS = `
+CREATE TABLE backup_runs (
+  id             bigserial PRIMARY KEY,
+  trigger        text NOT NULL CHECK (trigger IN ('schedule', 'manual', 'drill')),
+  status         text NOT NULL CHECK (status IN ('succeeded', 'failed')),
+  started_at     timestamptz NOT NULL,
+  finished_at    timestamptz NOT NULL,
+  backup_id      text,
+  location       text,
+  format         text,
+  bytes          bigint,
+  error_code     text,
+  error_message  text
+);
+CREATE INDEX backup_runs_finished ON backup_runs (status, finished_at DESC);
+`;
+
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  { version: 1, name: 'registry', sql: V1_REGISTRY },
+  { version: 2, name: 'backup_runs', sql: V2_BACKUP_RUNS },
+]);
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 

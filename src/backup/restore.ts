@@ -1,0 +1,229 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { pipeline as pipelineCb } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { currentSchemaVersion, LATEST_SCHEMA_VERSION, migrate, MIGRATIONS } from '../db/index.js';
+import type { MigrateResult } from '../db/migrations.js';
+import { AegisError, isAegisError } from '../errors.js';
+import { childLogger } from '../log.js';
+import { checkHealth, checkModelArchives, checkRowCounts, type ArchiveCheckOptions } from './checks.js';
+import { readScript } from './copy-text.js';
+import { loadScript } from './logical.js';
+import { checkToolVersion, connection, findPgTool, runTool, ToolError, toolVersion, type PgToolPaths } from './pgtools.js';
+import { serverVersion, tablesWithRows, wipeUserSchemas } from './schema.js';
+import { hashed, lines } from './stream-util.js';
+import type { CheckResult, CompleteBackup, DbTarget } from './types.js';
+
+export interface RestoreOptions {
+  backup: CompleteBackup;
+  target: DbTarget;
+  /** Replace a target that holds data (it is emptied first). */
+  force?: boolean;
+  tools?: PgToolPaths;
+  /** Where a dump from a remote store is downloaded (and verified) first; default the OS temp folder. */
+  workDir?: string;
+  /** The model-archive check's trust anchor and store, or why it is skipped. */
+  archives: ArchiveCheckOptions | { skip: string };
+  /** Control-plane health URL; unset: that check is skipped. */
+  healthUrl?: string | undefined;
+  now?: () => Date;
+  onPhase?: (phase: 'verify' | 'load' | 'migrate' | 'checks') => void;
+}
+
+export interface RestoreReport {
+  ok: boolean;
+  backup: { id: string; uri: string; format: string; engine: string; schemaVersion: number; startedAt: string; finishedAt: string };
+  target: { engine: string; serverVersion: string; previousSchemaVersion: number; replacedTablesWithData: string[] };
+  migrations: MigrateResult;
+  checks: CheckResult[];
+  /** Milliseconds: downloading and checking the dump, loading it, migrating forward, smoke checks, all. */
+  timings: { verifyMs: number; loadMs: number; migrateMs: number; checksMs: number; totalMs: number };
+  startedAt: string;
+  finishedAt: string;
+}
+
+const log = () => childLogger('backup');
+
+/**
+ * Restores a backup into `target`. Before the target is touched: the
+ * manifest's schema version must be one this build knows, and the dump is
+ * read once end to end and must match the manifest's size and SHA-256 (a
+ * remote dump is downloaded to `workDir` on the way). Then the target must
+ * hold no data unless `force`; it is emptied and loaded:
+ * - pg_dump-custom into PostgreSQL: `pg_restore --single-transaction`;
+ * - anything else (aegis-logical, or pg_dump-custom into PGlite through
+ *   `pg_restore --data-only -f -`): migrations up to the dump's schema version,
+ *   then the data in one transaction.
+ * Then row counts are compared with the manifest, migrations run forward,
+ * and the smoke checks run. The report says which checks passed; `ok` is
+ * false when any failed. Errors before the load leave the target untouched.
+ */
+export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
+  const now = o.now ?? (() => new Date());
+  const started = now();
+  const t0 = performance.now();
+  const { manifest, location } = o.backup;
+  const { db } = o.target;
+  if (manifest.schemaVersion > LATEST_SCHEMA_VERSION) {
+    throw new AegisError(
+      'BACKUP_SCHEMA_TOO_NEW',
+      `backup ${manifest.id} is at schema version ${manifest.schemaVersion}, newer than this build of Aegis knows (up to ${LATEST_SCHEMA_VERSION})`,
+      {
+        hint: 'Restore it with the Aegis version that made it (or newer); this build cannot read its schema.',
+        details: { schemaVersion: manifest.schemaVersion, latestKnown: LATEST_SCHEMA_VERSION },
+      },
+    );
+  }
+  const usePgRestore = manifest.format === 'pg_dump-custom';
+  if (usePgRestore && db.engine === 'postgres' && !o.target.url) throw new AegisError('USAGE', 'restoring into PostgreSQL needs its URL for pg_restore');
+  const pgRestore = usePgRestore ? findPgTool('pg_restore', o.tools?.pgRestore) : undefined;
+  const pgRestoreVersion = pgRestore ? await toolVersion(pgRestore) : undefined;
+
+  o.onPhase?.('verify');
+  const dump = await fetchVerifiedDump(o.backup, o.workDir);
+  const tVerified = performance.now();
+  try {
+    const targetServer = await serverVersion(db);
+    const previousSchemaVersion = await currentSchemaVersion(db);
+    const withData = await tablesWithRows(db);
+    if (withData.length > 0 && !o.force) {
+      throw new AegisError('RESTORE_TARGET_NOT_EMPTY', `the target database holds data (${withData.slice(0, 5).join(', ')}${withData.length > 5 ? ', …' : ''}); refusing to overwrite it`, {
+        hint: 'Restore into an empty database, or pass --force to replace everything in this one with the backup.',
+        details: { tables: withData },
+      });
+    }
+    if (pgRestore && db.engine === 'postgres') checkToolVersion('pg_restore', pgRestore, pgRestoreVersion!.major, targetServer);
+
+    o.onPhase?.('load');
+    log().info({ event: 'restore_started', backup: location.uri, engine: db.engine, force: o.force === true, replacing: withData }, 'database restore started');
+    await wipeUserSchemas(db);
+    if (pgRestore && db.engine === 'postgres') {
+      const { dbname, env } = connection(o.target.url!);
+      const run = runTool(pgRestore, ['--no-owner', '--no-privileges', '--single-transaction', '--exit-on-error', `--dbname=${dbname}`, dump.path], {
+        env,
+        what: 'pg_restore',
+      });
+      await run.done.catch((err: unknown) => {
+        throw restoreError(err, location.uri);
+      });
+    } else {
+      await migrate(db, MIGRATIONS.slice(0, manifest.schemaVersion));
+      if (pgRestore) {
+        const run = runTool(pgRestore, ['--data-only', '--file=-', dump.path], { what: 'pg_restore --data-only' });
+        try {
+          await loadScript(db, readScript(lines(run.child.stdout), location.uri), location.uri);
+        } finally {
+          if (run.child.exitCode === null) run.child.kill('SIGTERM');
+        }
+        await run.done.catch((err: unknown) => {
+          throw restoreError(err, location.uri);
+        });
+      } else {
+        const text = pipelineCb(createReadStream(dump.path), createGunzip(), () => undefined);
+        await loadScript(db, readScript(lines(text), location.uri), location.uri).catch((err: unknown) => {
+          throw restoreError(err, location.uri);
+        });
+      }
+    }
+    const counts = await checkRowCounts(db, manifest.tables);
+    const tLoaded = performance.now();
+
+    o.onPhase?.('migrate');
+    const migrations = await migrate(db);
+    const tMigrated = performance.now();
+
+    o.onPhase?.('checks');
+    const archives = await checkModelArchives(db, o.archives);
+    const health = await checkHealth(o.healthUrl);
+    const tDone = performance.now();
+    const checks: CheckResult[] = [{ name: 'dump-integrity', status: 'passed', detail: `sha256 ${manifest.dump.sha256.slice(0, 16)}…, ${manifest.dump.size} bytes, as in the manifest` }, counts, archives, health];
+    const report: RestoreReport = {
+      ok: checks.every((c) => c.status !== 'failed'),
+      backup: {
+        id: manifest.id,
+        uri: location.uri,
+        format: manifest.format,
+        engine: manifest.engine,
+        schemaVersion: manifest.schemaVersion,
+        startedAt: manifest.startedAt,
+        finishedAt: manifest.finishedAt,
+      },
+      target: { engine: db.engine, serverVersion: targetServer, previousSchemaVersion, replacedTablesWithData: withData },
+      migrations,
+      checks,
+      timings: {
+        verifyMs: Math.round(tVerified - t0),
+        loadMs: Math.round(tLoaded - tVerified),
+        migrateMs: Math.round(tMigrated - tLoaded),
+        checksMs: Math.round(tDone - tMigrated),
+        totalMs: Math.round(tDone - t0),
+      },
+      startedAt: started.toISOString(),
+      finishedAt: now().toISOString(),
+    };
+    log().info({ event: 'restore_completed', backup: location.uri, ok: report.ok, checks: checks.map((c) => `${c.name}:${c.status}`) }, 'database restore completed');
+    return report;
+  } finally {
+    await dump.cleanup();
+  }
+}
+
+function restoreError(err: unknown, uri: string): AegisError {
+  if (isAegisError(err)) return err;
+  return new AegisError('RESTORE_FAILED', `restoring ${uri} failed: ${(err as Error)?.message ?? String(err)}`, {
+    cause: err,
+    hint:
+      'The load runs in one transaction, so the target holds no partial data (it was emptied first); fix the cause ' +
+      '(connection, permissions, disk) and run the restore again.',
+    ...(err instanceof ToolError ? { details: { tool: err.path, exitCode: err.code } } : {}),
+  });
+}
+
+/**
+ * The dump as a local file whose size and SHA-256 match the manifest. A
+ * dump on this machine is read in place; a remote one is downloaded (and
+ * hashed while downloading) into a private temp folder, removed by `cleanup`.
+ */
+export async function fetchVerifiedDump(backup: CompleteBackup, workDir?: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
+  const { manifest, location } = backup;
+  const key = `${location.prefix}${manifest.dump.name}`;
+  const local = location.store.localPath?.(key);
+  const hash = createHash('sha256');
+  const counter = { bytes: 0 };
+  let path: string;
+  let cleanup = async () => undefined as void;
+  if (local) {
+    path = local;
+    for await (const _ of hashed(await location.store.get(key), hash, counter)) void _;
+  } else {
+    const dir = join(workDir ?? tmpdir(), `aegis-restore-${randomBytes(6).toString('hex')}`);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    cleanup = () => rm(dir, { recursive: true, force: true });
+    path = join(dir, manifest.dump.name);
+    try {
+      await pipeline(hashed(await location.store.get(key), hash, counter), createWriteStream(path, { mode: 0o600 }));
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
+  }
+  const sha256 = hash.digest('hex');
+  const problem =
+    counter.bytes !== manifest.dump.size
+      ? `it has ${counter.bytes} bytes, the manifest records ${manifest.dump.size}${counter.bytes < manifest.dump.size ? ' (truncated)' : ''}`
+      : sha256 !== manifest.dump.sha256
+        ? `its SHA-256 is ${sha256}, the manifest records ${manifest.dump.sha256}`
+        : undefined;
+  if (problem) {
+    await cleanup();
+    throw new AegisError('BACKUP_CORRUPT', `the dump of backup ${manifest.id} does not match its manifest: ${problem}`, {
+      hint: 'The dump was damaged or altered after the backup; nothing was restored. Restore another backup (`aegis db backups`).',
+      details: { backup: location.uri, expectedSha256: manifest.dump.sha256, actualSha256: sha256, expectedSize: manifest.dump.size, actualSize: counter.bytes },
+    });
+  }
+  return { path, cleanup };
+}

@@ -1,0 +1,348 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { ModelManifest } from '../artifact/manifest.js';
+import { AegisError, isAegisError } from '../errors.js';
+import { childLogger } from '../log.js';
+import type { FetchedModel } from './fetch.js';
+import { createServerMetrics, type ServerMetrics } from './metrics.js';
+import type { LoadedModel, ModelRuntime, Tensor } from './runtime/types.js';
+import { BadRequest, OIP_DATATYPE, encodeOipOutput, nested, parseOipInputs, parseSimpleInputs, type TensorSpec } from './tensors.js';
+
+export type Track = 'stable' | 'canary';
+
+/** What the server needs to obtain a verified model: fetch_and_verify_model, bound to trust and cache. */
+export type ModelSource = (source: string, expect?: { name?: string; version?: string }) => Promise<FetchedModel>;
+
+export interface FaultInjection {
+  /** Share of requests answered 500 on purpose (drills). */
+  errorRate: number;
+  /** Extra latency added to every request, milliseconds. */
+  latencyMs: number;
+}
+
+export interface ModelServerOptions {
+  runtime: ModelRuntime;
+  source: ModelSource;
+  /** Name the model is served under (default: the manifest's name). */
+  name?: string;
+  track?: Track;
+  /** Largest request body, bytes (413 above). */
+  bodyLimit?: number;
+  metrics?: ServerMetrics;
+  faults?: FaultInjection;
+  /** Deterministic fault decisions for tests. */
+  random?: () => number;
+}
+
+interface Slot {
+  model: LoadedModel;
+  manifest: ModelManifest;
+  fetched: FetchedModel;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  source: string;
+  inflight: number;
+  retired: boolean;
+}
+
+export interface LoadResult {
+  name: string;
+  version: string;
+  sha256: string;
+  dir: string;
+  previous?: { version: string; sha256: string };
+}
+
+const log = () => childLogger('serving');
+
+function specs(list: ModelManifest['inputs']): TensorSpec[] {
+  return list.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+}
+
+/** A batch of one with zeros, to warm a session up before it takes traffic. */
+function warmupInputs(inputs: TensorSpec[]): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const s of inputs) {
+    const dims = s.shape.map((d) => (d === -1 ? 1 : d));
+    const n = dims.reduce((a, b) => a * b, 1);
+    const data =
+      s.dtype === 'string' ? new Array<string>(n).fill('') :
+      s.dtype === 'bool' ? new Array<boolean>(n).fill(false) :
+      s.dtype === 'int64' ? new BigInt64Array(n) :
+      s.dtype === 'uint64' ? new BigUint64Array(n) :
+      s.dtype === 'float64' ? new Float64Array(n) :
+      s.dtype === 'int32' ? new Int32Array(n) :
+      new Float32Array(n);
+    out[s.name] = { dtype: s.dtype, dims, data };
+  }
+  return out;
+}
+
+/**
+ * The model server: serves one model (its current verified version) over the
+ * Open Inference Protocol v2 and the runbooks' simple /infer, with
+ * Prometheus metrics, health probes and hot swap. A swap fetches, verifies,
+ * loads and warms the new version, then switches atomically; requests in
+ * flight finish on the old session, which is released when the last one ends.
+ */
+export class ModelServer {
+  readonly app: FastifyInstance;
+  readonly metrics: ServerMetrics;
+  readonly track: Track;
+  #slot: Slot | undefined;
+  #swapChain: Promise<unknown> = Promise.resolve();
+  #closing = false;
+  readonly #o: ModelServerOptions;
+
+  constructor(o: ModelServerOptions) {
+    this.#o = o;
+    this.track = o.track ?? 'stable';
+    this.metrics = o.metrics ?? createServerMetrics();
+    this.app = Fastify({ bodyLimit: o.bodyLimit ?? 16 * 1024 * 1024, logger: false, return503OnClosing: true });
+    this.#routes();
+  }
+
+  get ready(): boolean {
+    return this.#slot !== undefined && !this.#closing;
+  }
+
+  get current(): { name: string; version: string; sha256: string } | undefined {
+    const s = this.#slot;
+    return s ? { name: this.servedName(s), version: s.manifest.version, sha256: s.fetched.archiveSha256 } : undefined;
+  }
+
+  servedName(s: Slot): string {
+    return this.#o.name ?? s.manifest.name;
+  }
+
+  /** Fetches, verifies, loads and warms a version, then makes it current. Serialized: one swap at a time. */
+  load(source: string, expect?: { name?: string; version?: string }): Promise<LoadResult> {
+    const run = this.#swapChain.then(() => this.#load(source, expect));
+    this.#swapChain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #load(source: string, expect?: { name?: string; version?: string }): Promise<LoadResult> {
+    const started = Date.now();
+    let model: LoadedModel | undefined;
+    try {
+      const fetched = await this.#o.source(source, { ...(this.#slot && !expect?.name ? { name: this.#slot.manifest.name } : {}), ...expect });
+      const manifest = fetched.manifest;
+      if (manifest.framework !== 'onnx') {
+        throw new AegisError('MODEL_LOAD_FAILED', `${manifest.name}@${manifest.version} is a ${manifest.framework} model; this server runs ONNX models`, {
+          hint: 'Serve ONNX models (framework: onnx in aegis.yaml).',
+        });
+      }
+      model = await this.#o.runtime.load(fetched.dir, manifest);
+      const inputs = specs(manifest.inputs);
+      await model.run(warmupInputs(inputs)).catch((err: unknown) => {
+        throw new AegisError('MODEL_LOAD_FAILED', `warm-up inference failed: ${(err as Error).message}`, {
+          cause: err,
+          hint: 'The model does not run on inputs of the declared shapes; check inputs in aegis.yaml.',
+        });
+      });
+      const previous = this.#slot;
+      this.#slot = { model, manifest, fetched, inputs, outputs: specs(manifest.outputs), source, inflight: 0, retired: false };
+      if (previous) {
+        previous.retired = true;
+        if (previous.inflight === 0) void previous.model.close();
+        this.metrics.info.remove(this.servedName(previous), previous.manifest.version, previous.fetched.archiveSha256, previous.fetched.archiveSigner.trustedId ?? previous.fetched.archiveSigner.keyHint);
+      }
+      this.metrics.info.set({ model: this.servedName(this.#slot), version: manifest.version, digest: fetched.archiveSha256, signer: fetched.archiveSigner.trustedId ?? fetched.archiveSigner.keyHint }, 1);
+      this.metrics.loads.inc({ outcome: 'success' });
+      log().info({ event: 'model_loaded', name: manifest.name, version: manifest.version, sha256: fetched.archiveSha256, previous: previous?.manifest.version, ms: Date.now() - started }, 'model loaded');
+      return {
+        name: this.servedName(this.#slot),
+        version: manifest.version,
+        sha256: fetched.archiveSha256,
+        dir: fetched.dir,
+        ...(previous ? { previous: { version: previous.manifest.version, sha256: previous.fetched.archiveSha256 } } : {}),
+      };
+    } catch (err) {
+      if (model) await model.close().catch(() => undefined);
+      this.metrics.loads.inc({ outcome: 'failure' });
+      log().warn({ event: 'model_load_failed', source, code: isAegisError(err) ? err.code : 'INTERNAL', reason: (err as Error).message, keepsServing: this.#slot?.manifest.version }, 'model load refused; the current version keeps serving');
+      throw err;
+    }
+  }
+
+  /** Pins a slot for one request: it is not released (closed) until every request holding it is done. */
+  #acquire(slot: Slot): Slot {
+    slot.inflight++;
+    return slot;
+  }
+
+  #release(slot: Slot | undefined): void {
+    if (!slot) return;
+    slot.inflight--;
+    if (slot.retired && slot.inflight === 0) void slot.model.close();
+  }
+
+  /** The slot serving `name`/`version`, or an HTTP error. */
+  #slotFor(name: string, version?: string): Slot {
+    const s = this.#slot;
+    if (!s) throw new BadRequest(`model ${name} is not loaded yet`, 503);
+    if (name !== this.servedName(s)) throw new BadRequest(`unknown model ${JSON.stringify(name)}; this server serves ${this.servedName(s)}`, 404);
+    if (version !== undefined && version !== s.manifest.version) throw new BadRequest(`model ${name} version ${JSON.stringify(version)} is not loaded; serving ${s.manifest.version}`, 404);
+    return s;
+  }
+
+  async #faults(): Promise<void> {
+    const f = this.#o.faults;
+    if (!f) return;
+    if (f.latencyMs > 0) await new Promise((r) => setTimeout(r, f.latencyMs));
+    if (f.errorRate > 0 && (this.#o.random ?? Math.random)() < f.errorRate) throw new BadRequest('injected fault (aegis serve --inject-fault): this is a drill', 500);
+  }
+
+  #routes(): void {
+    const app = this.app;
+    const send = (reply: FastifyReply, status: number, body: unknown) => reply.code(status).send(body);
+
+    app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+      if (err instanceof BadRequest) return send(reply, err.status, { error: err.message });
+      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return send(reply, 413, { error: `request body is larger than the ${this.#o.bodyLimit ?? 16 * 1024 * 1024}-byte limit` });
+      if (err.statusCode && err.statusCode < 500) return send(reply, err.statusCode, { error: err.message });
+      log().error({ event: 'inference_error', err: err.message }, 'request failed');
+      return send(reply, 500, { error: `inference failed: ${err.message}` });
+    });
+    app.setNotFoundHandler((req, reply) => send(reply, 404, { error: `no route ${req.method} ${req.url}` }));
+    // While draining, answers close their keep-alive connection so shutdown does not wait for idle sockets.
+    app.addHook('onSend', async (_req, reply) => {
+      if (this.#closing) reply.header('connection', 'close');
+    });
+
+    // Probes
+    const live = async () => ({ live: true });
+    const ready = async (_req: FastifyRequest, reply: FastifyReply) => (this.ready ? { ready: true } : send(reply, 503, { ready: false, error: this.#closing ? 'shutting down' : 'no model loaded yet' }));
+    app.get('/v2/health/live', live);
+    app.get('/v2/health/ready', ready);
+    app.get('/healthz', live);
+    app.get('/readyz', ready);
+    app.get('/metrics', async (_req, reply) => reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics()));
+    app.get('/v2', async () => ({ name: 'aegis', version: process.env.npm_package_version ?? '0.1.0', extensions: ['model_repository'] }));
+
+    // Model metadata and readiness
+    const metadata = async (req: FastifyRequest<{ Params: { name: string; version?: string } }>) => {
+      const s = this.#slotFor(req.params.name, req.params.version);
+      const t = (x: TensorSpec) => ({ name: x.name, datatype: OIP_DATATYPE[x.dtype], shape: x.shape });
+      return { name: this.servedName(s), versions: [s.manifest.version], platform: this.#o.runtime.platform, inputs: s.inputs.map(t), outputs: s.outputs.map(t) };
+    };
+    app.get('/v2/models/:name', metadata);
+    app.get('/v2/models/:name/versions/:version', metadata);
+    const modelReady = async (req: FastifyRequest<{ Params: { name: string; version?: string } }>) => {
+      const s = this.#slotFor(req.params.name, req.params.version);
+      return { name: this.servedName(s), version: s.manifest.version, ready: this.ready };
+    };
+    app.get('/v2/models/:name/ready', modelReady);
+    app.get('/v2/models/:name/versions/:version/ready', modelReady);
+
+    // Inference
+    const observe = (slot: Slot | undefined, code: number, started: bigint) => {
+      const labels = { model: slot ? this.servedName(slot) : 'unknown', version: slot?.manifest.version ?? 'unknown', track: this.track };
+      this.metrics.requests.inc({ ...labels, code: String(code) });
+      this.metrics.duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    };
+    const oip = async (req: FastifyRequest<{ Params: { name: string; version?: string }; Body: unknown }>, reply: FastifyReply) => {
+      const started = process.hrtime.bigint();
+      let slot: Slot | undefined;
+      try {
+        slot = this.#acquire(this.#slotFor(req.params.name, req.params.version));
+        const body = req.body as { id?: unknown; inputs?: unknown; outputs?: { name?: unknown }[]; parameters?: unknown } | null;
+        if (!body || typeof body !== 'object') throw new BadRequest('request body must be a JSON object with "inputs"');
+        const inputs = parseOipInputs(body.inputs, slot.inputs);
+        let wanted: string[] | undefined;
+        if (body.outputs !== undefined) {
+          if (!Array.isArray(body.outputs)) throw new BadRequest('"outputs" must be an array of {name}');
+          wanted = body.outputs.map((o, i) => {
+            if (typeof o?.name !== 'string' || !slot!.outputs.some((s) => s.name === o.name)) {
+              throw new BadRequest(`outputs[${i}]: unknown output ${JSON.stringify(o?.name)}; the model has ${slot!.outputs.map((s) => s.name).join(', ')}`);
+            }
+            return o.name;
+          });
+        }
+        await this.#faults();
+        const result = await slot.model.run(inputs, wanted);
+        observe(slot, 200, started);
+        return {
+          model_name: this.servedName(slot),
+          model_version: slot.manifest.version,
+          ...(typeof body.id === 'string' ? { id: body.id } : {}),
+          ...(body.parameters && typeof body.parameters === 'object' ? { parameters: body.parameters } : {}),
+          outputs: Object.entries(result).map(([name, t]) => encodeOipOutput(name, t)),
+        };
+      } catch (err) {
+        const code = err instanceof BadRequest ? err.status : 500;
+        observe(slot, code, started);
+        throw err;
+      } finally {
+        this.#release(slot);
+      }
+      void reply;
+    };
+    app.post('/v2/models/:name/infer', oip);
+    app.post('/v2/models/:name/versions/:version/infer', oip);
+
+    app.post('/infer', async (req: FastifyRequest<{ Body: unknown }>) => {
+      const started = process.hrtime.bigint();
+      const slot = this.#slot ? this.#acquire(this.#slot) : undefined;
+      try {
+        if (!slot) throw new BadRequest('no model loaded yet', 503);
+        const body = req.body as { inputs?: unknown } | null;
+        if (!body || typeof body !== 'object') throw new BadRequest('request body must be a JSON object: {"inputs": {"name": [[...]]}}');
+        const inputs = parseSimpleInputs(body.inputs, slot.inputs);
+        await this.#faults();
+        const result = await slot.model.run(inputs);
+        observe(slot, 200, started);
+        const outputs: Record<string, unknown> = {};
+        for (const [name, t] of Object.entries(result)) outputs[name] = nested(t);
+        return { model_name: this.servedName(slot), model_version: slot.manifest.version, outputs };
+      } catch (err) {
+        observe(slot, err instanceof BadRequest ? err.status : 500, started);
+        throw err;
+      } finally {
+        this.#release(slot);
+      }
+    });
+
+    // Repository extension: index and hot swap
+    const index = async () => (this.#slot ? [{ name: this.servedName(this.#slot), version: this.#slot.manifest.version, state: 'READY' }] : []);
+    app.post('/v2/repository/index', index);
+    app.get('/v2/repository/index', index);
+    app.post('/v2/repository/models/:name/load', async (req: FastifyRequest<{ Params: { name: string }; Body: unknown }>, reply) => {
+      const body = (req.body ?? {}) as { uri?: unknown; version?: unknown; parameters?: { uri?: unknown; version?: unknown } };
+      const uri = body.uri ?? body.parameters?.uri;
+      const version = body.version ?? body.parameters?.version;
+      if (typeof uri !== 'string' || uri === '') throw new BadRequest('body must name the archive to load: {"uri": "s3://…/model.tar.gz" (or a registry ref), "version": "1.2"}');
+      if (this.#slot && req.params.name !== this.servedName(this.#slot)) throw new BadRequest(`unknown model ${JSON.stringify(req.params.name)}; this server serves ${this.servedName(this.#slot)}`, 404);
+      try {
+        const r = await this.load(uri, typeof version === 'string' ? { version } : undefined);
+        return { loaded: true, ...r };
+      } catch (err) {
+        const e = isAegisError(err) ? err : new AegisError('INTERNAL', (err as Error).message, { cause: err });
+        return send(reply, 422, { loaded: false, error: e.message, code: e.code, hint: e.hint, serving: this.current });
+      }
+    });
+  }
+
+  async listen(port: number, host = '127.0.0.1'): Promise<string> {
+    return this.app.listen({ port, host });
+  }
+
+  /** Graceful shutdown: not ready, stop accepting, let requests in flight finish, release the session. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    const idle = setInterval(() => this.app.server.closeIdleConnections(), 50);
+    try {
+      await this.app.close();
+    } finally {
+      clearInterval(idle);
+    }
+    await this.#swapChain;
+    const slot = this.#slot;
+    if (slot) {
+      // Requests still holding the slot finish first (inject-based callers are not tracked by app.close).
+      while (slot.inflight > 0) await new Promise((r) => setTimeout(r, 5));
+      slot.retired = true;
+      await slot.model.close();
+    }
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The model server as users run it: `aegis serve` processes on 127.0.0.1.
+ * A hot swap under a steady open-loop load loses no request; an unverifiable
+ * model makes `serve` exit non-zero; SIGTERM drains; `aegis up` brings up the
+ * platform on a fresh home and answers the printed request.
+ */
+import { spawn } from 'node:child_process';
+import { appendFile, cp, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer } from '../src/cli/up.js';
+import { tempDir } from '../src/test-support/fs.js';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const BIN = join(REPO, 'bin', 'aegis.js');
+const EXAMPLE = join(REPO, 'examples', 'model_registry', 'example_multimodal', '0.1');
+const REQUEST = JSON.parse(await readFile(join(REPO, 'examples', 'requests', 'example_multimodal.oip.json'), 'utf8')) as unknown;
+
+let work: Awaited<ReturnType<typeof tempDir>>;
+let env: NodeJS.ProcessEnv;
+let port = 18_000 + Math.floor(Math.random() * 2000);
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [BIN, ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+async function packageVersion(version: string): Promise<string> {
+  const dir = join(work.path, `m-${version}`);
+  await cp(EXAMPLE, dir, { recursive: true });
+  const m = await readFile(join(dir, 'aegis.yaml'), 'utf8');
+  await writeFile(join(dir, 'aegis.yaml'), m.replace(/^version: .*$/m, `version: "${version}"`));
+  const r = await run(['model', 'package', dir, '--key', join(work.path, 'keys', 'signing-key.pem'), '--out', join(work.path, `dist-${version}`)]);
+  expect(r.code, r.stderr).toBe(0);
+  return join(work.path, `dist-${version}`, 'model.tar.gz');
+}
+
+beforeAll(async () => {
+  work = await tempDir('aegis-serve-it-');
+  env = { ...process.env, AEGIS_HOME: join(work.path, 'home'), AEGIS_LOG_LEVEL: 'warn' };
+  expect((await run(['keys', 'generate', '--out-dir', join(work.path, 'keys')])).code).toBe(0);
+});
+afterAll(async () => work?.cleanup());
+
+/** Open loop: requests start on schedule whatever the responses do. */
+async function openLoop(url: string, qps: number, seconds: number): Promise<{ sent: number; failed: { status: number; body: string }[] }> {
+  const failed: { status: number; body: string }[] = [];
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  let sent = 0;
+  while (performance.now() - start < seconds * 1000) {
+    const due = start + (sent * 1000) / qps;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    sent++;
+    pending.push(
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(REQUEST) }).then(
+        async (res) => {
+          if (res.status !== 200) failed.push({ status: res.status, body: await res.text() });
+          else await res.arrayBuffer();
+        },
+        (err: Error) => {
+          failed.push({ status: 0, body: err.message });
+        },
+      ),
+    );
+  }
+  await Promise.all(pending);
+  return { sent, failed };
+}
+
+describe('aegis serve', () => {
+  it('hot-swaps under a steady open-loop load with zero failed requests', async () => {
+    const a = await packageVersion('1.0');
+    const b = await packageVersion('1.1');
+    const pub = join(work.path, 'keys', 'signing-key.pub.pem');
+    const { child, ready } = await startServer(['--model', a, '--public-key', pub, '--port', String(++port)], env);
+    try {
+      const base = String(ready.url);
+      const load = openLoop(`${base}/v2/models/example_multimodal/infer`, 100, 4);
+      await new Promise((r) => setTimeout(r, 1000));
+      const swap = await fetch(`${base}/v2/repository/models/example_multimodal/load`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ uri: b }) });
+      expect(swap.status, await swap.clone().text()).toBe(200);
+      const result = await load;
+      expect(result.sent).toBeGreaterThan(300);
+      expect(result.failed).toEqual([]);
+      const meta = (await (await fetch(`${base}/v2/models/example_multimodal`)).json()) as { versions: string[] };
+      expect(meta.versions).toEqual(['1.1']);
+      // the CLI form of the same swap, back to 1.0
+      const back = await run(['load', a, '--server', base]);
+      expect(back.code, back.stderr).toBe(0);
+      expect(back.stdout).toContain('now serving example_multimodal@1.0');
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
+  it('exits non-zero with the reason when the model does not verify', async () => {
+    const a = await packageVersion('2.0');
+    await appendFile(a, 'x');
+    const r = await run(['serve', '--model', a, '--public-key', join(work.path, 'keys', 'signing-key.pub.pem'), '--port', String(++port)]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ARCHIVE_SIGNATURE_INVALID');
+  });
+
+  it('drains on SIGTERM: a request in flight completes, then the process exits 0', async () => {
+    const a = await packageVersion('3.0');
+    const { child, ready } = await startServer(['--model', a, '--public-key', join(work.path, 'keys', 'signing-key.pub.pem'), '--port', String(++port), '--inject-fault', 'latency-ms=500'], env);
+    const inflight = fetch(`${String(ready.url)}/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: await readFile(join(REPO, 'examples', 'requests', 'example_multimodal.json'), 'utf8'),
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    const res = await inflight;
+    expect(res.status).toBe(200);
+    expect(await exited).toBe(0);
+  });
+});
+
+describe('aegis up', () => {
+  it('brings up the example model on a fresh home and answers the printed curl request; a second run reuses it', async () => {
+    const upPort = ++port;
+    const home = join(work.path, 'up-home');
+    const start = () =>
+      new Promise<{ child: ReturnType<typeof spawn>; ready: Record<string, unknown> }>((resolve, reject) => {
+        const child = spawn(process.execPath, [BIN, 'up', '--port', String(upPort), '--json'], { env: { ...env, AEGIS_HOME: home } });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const i = out.indexOf('{');
+          if (i >= 0) {
+            try {
+              resolve({ child, ready: JSON.parse(out.slice(i)) as Record<string, unknown> });
+            } catch {
+              // wait for the rest
+            }
+          }
+        });
+        child.on('exit', (code) => reject(new Error(`aegis up exited ${code}`)));
+      });
+    for (const round of [1, 2]) {
+      const { child, ready } = await start();
+      try {
+        expect(ready).toMatchObject({ ready: true, model: 'example_multimodal', version: '0.1' });
+        const res = await fetch(`${String(ready.url)}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: await readFile(String(ready.request), 'utf8') });
+        expect(res.status, `round ${round}`).toBe(200);
+        const body = (await res.json()) as { outputs: { probabilities: number[][] } };
+        expect(body.outputs.probabilities[0]).toHaveLength(3);
+      } finally {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGINT');
+        await exited;
+      }
+    }
+  });
+});
