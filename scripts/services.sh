@@ -170,6 +170,26 @@ wrk_bin() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || log "could not install wrk; the loadgen benchmark will lack its baseline"
 }
 
+# pg_dump / pg_restore (Debian postgresql-client) for `aegis db backup|restore` and its tests; the
+# postgresql package above brings them, this covers machines whose server is elsewhere.
+pg_client() {
+  if command -v pg_dump >/dev/null && command -v pg_restore >/dev/null; then log "pg_dump ready ($(command -v pg_dump))"; return; fi
+  if bin="$(pg_bin_dir)" && [ -x "$bin/pg_dump" ] && [ -x "$bin/pg_restore" ]; then log "pg_dump ready ($bin/pg_dump)"; return; fi
+  [ "$(id -u)" = 0 ] || { log "pg_dump is not installed: install the postgresql-client package (needs root)"; return 1; }
+  log "installing pg_dump/pg_restore (Debian package postgresql-client)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
+}
+
+# promtool (Debian package prometheus) for the alert-rule tests (deploy/prometheus/*.test.yaml).
+promtool_bin() {
+  if command -v promtool >/dev/null; then log "promtool ready ($(command -v promtool))"; return; fi
+  [ "$(id -u)" = 0 ] || { log "promtool is not installed: install the prometheus package (needs root)"; return 1; }
+  log "installing promtool (Debian package prometheus)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+}
+
 print_env() {
   echo "export AEGIS_MODEL_SIGNING_BIN=$VENV/bin/model_signing"
   echo "export AEGIS_TEST_S3_ENDPOINT=http://127.0.0.1:$MOTO_PORT"
@@ -182,6 +202,8 @@ case "${1:-up}" in
     python_venv
     moto_s3
     postgres_server
+    pg_client
+    promtool_bin
     cosign_bin
     wrk_bin
     print_env > "$STATE/env.sh"
