@@ -5,6 +5,8 @@
 const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<void> }>> = {
   hash: () => import('./hash.js'),
   fetch: () => import('./fetch.js'),
+  backup: () => import('./backup.js'),
+  serve: () => import('./serve.js'),
   loadgen: () => import('./loadgen.js'),
 };
 

@@ -5,6 +5,7 @@
 #
 #   scripts/services.sh            install + start everything
 #   scripts/services.sh env        print the environment the tests read (eval "$(scripts/services.sh env)")
+#   scripts/services.sh kserve     the KServe venv for `npm run bench -- serve` (optional)
 #
 # Today: a Python venv with the reference OpenSSF `model-signing` package
 # (the interoperability oracle) and moto (an S3 server), PostgreSQL from
@@ -173,6 +174,7 @@ wrk_bin() {
 # pg_dump / pg_restore (Debian postgresql-client) for `aegis db backup|restore` and its tests; the
 # postgresql package above brings them, this covers machines whose server is elsewhere.
 pg_client() {
+  local bin
   if command -v pg_dump >/dev/null && command -v pg_restore >/dev/null; then log "pg_dump ready ($(command -v pg_dump))"; return; fi
   if bin="$(pg_bin_dir)" && [ -x "$bin/pg_dump" ] && [ -x "$bin/pg_restore" ]; then log "pg_dump ready ($bin/pg_dump)"; return; fi
   [ "$(id -u)" = 0 ] || { log "pg_dump is not installed: install the postgresql-client package (needs root)"; return 1; }
@@ -188,6 +190,18 @@ promtool_bin() {
   log "installing promtool (Debian package prometheus)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+}
+
+# KServe's Python model server, for `npm run bench -- serve` only (not needed by the tests).
+kserve_venv() {
+  local v="$STATE/kserve-venv"
+  if [ -x "$v/bin/python" ] && "$v/bin/python" -c "import kserve, onnxruntime" 2>/dev/null; then
+    log "kserve venv ready ($v)"
+    return
+  fi
+  log "creating the kserve venv in $v (benchmark baseline)"
+  python3 -m venv "$v"
+  "$v/bin/pip" install --quiet --disable-pip-version-check "kserve==0.21.0" "onnxruntime" "numpy"
 }
 
 print_env() {
@@ -212,8 +226,11 @@ case "${1:-up}" in
   env)
     print_env
     ;;
+  kserve)
+    kserve_venv
+    ;;
   *)
-    echo "usage: $0 [up|env]" >&2
+    echo "usage: $0 [up|env|kserve]" >&2
     exit 2
     ;;
 esac

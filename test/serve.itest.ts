@@ -94,7 +94,7 @@ describe('aegis serve', () => {
       const meta = (await (await fetch(`${base}/v2/models/example_multimodal`)).json()) as { versions: string[] };
       expect(meta.versions).toEqual(['1.1']);
       // the CLI form of the same swap, back to 1.0
-      const back = await run(['load', a, '--server', base]);
+      const back = await run(['model', 'load', a, '--server', base]);
       expect(back.code, back.stderr).toBe(0);
       expect(back.stdout).toContain('now serving example_multimodal@1.0');
     } finally {

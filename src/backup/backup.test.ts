@@ -21,6 +21,8 @@ import { runBackup } from './backup.js';
 import { pgliteScratch, runDrill } from './drill.js';
 import { runRestore, type RestoreOptions } from './restore.js';
 import { DbBackupRunLog } from './runs.js';
+import { backupJob, BackupScheduler } from './scheduler.js';
+import { Registry as PromRegistry } from 'prom-client';
 import type { CompleteBackup } from './types.js';
 
 let work: Awaited<ReturnType<typeof tempDir>>;
@@ -303,5 +305,28 @@ describe('drill (PGlite)', () => {
     expect(await readBackup((await listBackups(store)).complete[0]!.location)).toMatchObject({ id: report.backup.id });
     expect(await runs.recent(5)).toEqual([expect.objectContaining({ trigger: 'drill', status: 'succeeded', backupId: report.backup.id })]);
     expect(await runs.lastSuccess()).toBeInstanceOf(Date);
+  });
+});
+
+describe('scheduled backup job', () => {
+  it('backs up, prunes to the policy, records the run and exports the metric', async () => {
+    const registry = new PromRegistry();
+    const runs = new DbBackupRunLog(source);
+    let clock = Date.parse('2026-11-20T22:30:00Z');
+    const now = () => new Date(clock);
+    const scheduler = new BackupScheduler({
+      schedule: '30 22 * * *',
+      registry,
+      runs,
+      timers: { now, setTimeout: () => 0, clearTimeout: () => undefined },
+      backup: backupJob({ source: { db: source }, store, now, retention: { keepDaily: 1, keepWeekly: 0 } }),
+    });
+    for (let day = 0; day < 3; day++) {
+      expect((await scheduler.runNow()).ok).toBe(true);
+      clock += 24 * 3600 * 1000;
+    }
+    expect((await listBackups(store)).complete.map((b) => b.id)).toEqual(['20261122T223000Z']);
+    expect((await runs.recent(10)).map((r) => `${r.trigger}:${r.status}`)).toEqual(['schedule:succeeded', 'schedule:succeeded', 'schedule:succeeded']);
+    expect(await registry.metrics()).toMatch(/^aegis_db_backup_last_success_timestamp_seconds 1795386600$/m);
   });
 });

@@ -10,7 +10,6 @@ import { AegisError } from '../errors.js';
  */
 
 const ENCODE: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f', '\v': '\\v' };
-// eslint-disable-next-line no-control-regex
 const NEEDS_ESCAPE = /[\\\n\r\t\b\f\v]/g;
 
 /** One field in COPY text form. */

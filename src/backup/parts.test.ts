@@ -256,7 +256,7 @@ describe('BackupScheduler', () => {
 
   it('runs at the scheduled times, records each outcome and exports the metrics', async () => {
     const s = scheduler();
-    await s.start();
+    s.start();
     expect(s.nextRun?.toISOString()).toBe('2026-11-22T22:30:00.000Z');
     expect(await metric('aegis_db_backup_last_success_timestamp_seconds')).toEqual([expect.objectContaining({ value: 0 })]);
 
@@ -286,14 +286,25 @@ describe('BackupScheduler', () => {
   it('seeds the last-success gauge from the run log at start', async () => {
     runs.runs.push({ trigger: 'manual', status: 'succeeded', startedAt: new Date(0), finishedAt: new Date('2026-11-20T00:00:00Z') });
     const s = scheduler();
-    await s.start();
+    s.start();
     expect(await metric('aegis_db_backup_last_success_timestamp_seconds')).toEqual([expect.objectContaining({ value: Date.parse('2026-11-20T00:00:00Z') / 1000 })]);
+    await s.stop();
+  });
+
+  it('picks up backups recorded elsewhere (a CronJob, the CLI) at scrape time', async () => {
+    const s = scheduler();
+    s.start();
+    expect(await metric('aegis_db_backup_last_success_timestamp_seconds')).toEqual([expect.objectContaining({ value: 0 })]);
+    runs.runs.push({ trigger: 'schedule', status: 'succeeded', startedAt: new Date(0), finishedAt: new Date('2026-11-21T00:00:00Z') });
+    expect(await metric('aegis_db_backup_last_success_timestamp_seconds')).toEqual([expect.objectContaining({ value: Date.parse('2026-11-21T00:00:00Z') / 1000 })]);
+    runs.runs.push({ trigger: 'manual', status: 'failed', startedAt: new Date(0), finishedAt: new Date('2026-11-22T00:00:00Z') });
+    expect(await metric('aegis_db_backup_last_success_timestamp_seconds')).toEqual([expect.objectContaining({ value: Date.parse('2026-11-21T00:00:00Z') / 1000 })]);
     await s.stop();
   });
 
   it('does not start a second run while one is in progress', async () => {
     const s = scheduler(true);
-    await s.start();
+    s.start();
     timers.fire();
     await settle();
     const again = s.runNow();

@@ -1,16 +1,17 @@
 import { CronExpressionParser } from 'cron-parser';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { AegisError, isAegisError } from '../errors.js';
 import { childLogger } from '../log.js';
-import type { BackupResult } from './backup.js';
+import { runBackup, type BackupOptions, type BackupResult } from './backup.js';
+import { pruneBackups, type RetentionPolicy } from './retention.js';
+import { BackupMetrics } from './metrics.js';
 import { recordQuietly, type BackupRunLog } from './runs.js';
 
 /**
  * Runs backups on a cron schedule (UTC) inside the control plane. Each run's
- * outcome goes to the BackupRunLog (backup_runs) and to Prometheus:
- * - aegis_db_backup_last_success_timestamp_seconds (gauge; 0 until the first
- *   success, seeded at start from the log so a restart does not reset it),
- * - aegis_db_backup_runs_total{outcome="success"|"failure"} (counter).
+ * outcome goes to the BackupRunLog (backup_runs) and to the Prometheus
+ * metrics of BackupMetrics (aegis_db_backup_last_success_timestamp_seconds,
+ * aegis_db_backup_runs_total{outcome}).
  * Runs never overlap: a tick that comes while a run is in progress is skipped.
  * In a cluster the CronJob in docs/backup-restore.md does the same job.
  */
@@ -39,8 +40,10 @@ export interface BackupSchedulerOptions {
   /** Makes one backup (and applies retention); throws on failure. */
   backup: () => Promise<BackupResult>;
   runs?: BackupRunLog;
-  /** Where the metrics are registered (the control plane's registry). */
-  registry: Registry;
+  /** Where the metrics are registered (the control plane's registry)… */
+  registry?: Registry;
+  /** … or metrics the control plane already made. */
+  metrics?: BackupMetrics;
   timers?: Timers;
 }
 
@@ -67,8 +70,7 @@ export class BackupScheduler {
   readonly #o: BackupSchedulerOptions;
   readonly #timers: Timers;
   readonly #schedule: { next(after: Date): Date };
-  readonly #lastSuccess: Gauge;
-  readonly #runsTotal: Counter<'outcome'>;
+  readonly metrics: BackupMetrics;
   #timer: unknown;
   #nextRun: Date | undefined;
   #running: Promise<RunOutcome> | undefined;
@@ -78,28 +80,14 @@ export class BackupScheduler {
     this.#o = o;
     this.#timers = o.timers ?? realTimers;
     this.#schedule = parseSchedule(o.schedule);
-    this.#lastSuccess = new Gauge({
-      name: 'aegis_db_backup_last_success_timestamp_seconds',
-      help: 'Unix time at which the last successful database backup finished (0: none yet).',
-      registers: [o.registry],
-    });
-    this.#runsTotal = new Counter({
-      name: 'aegis_db_backup_runs_total',
-      help: 'Database backup runs by outcome.',
-      labelNames: ['outcome'],
-      registers: [o.registry],
-    });
-    this.#lastSuccess.set(0);
-    this.#runsTotal.inc({ outcome: 'success' }, 0);
-    this.#runsTotal.inc({ outcome: 'failure' }, 0);
+    if (!o.metrics && !o.registry) throw new AegisError('INTERNAL', 'BackupScheduler needs a metrics registry');
+    this.metrics = o.metrics ?? new BackupMetrics({ registry: o.registry!, runs: o.runs });
   }
 
-  /** Seeds the gauge from the run log and arms the timer for the next scheduled time. */
-  async start(): Promise<void> {
+  /** Arms the timer for the next scheduled time. */
+  start(): void {
     if (this.#started) return;
     this.#started = true;
-    const last = await this.#o.runs?.lastSuccess().catch(() => undefined);
-    if (last) this.#lastSuccess.set(last.getTime() / 1000);
     this.#arm();
   }
 
@@ -150,8 +138,7 @@ export class BackupScheduler {
     try {
       const result = await this.#o.backup();
       const finishedAt = this.#timers.now();
-      this.#lastSuccess.set(finishedAt.getTime() / 1000);
-      this.#runsTotal.inc({ outcome: 'success' });
+      this.metrics.succeeded(finishedAt);
       await recordQuietly(this.#o.runs, {
         trigger: 'schedule',
         status: 'succeeded',
@@ -167,7 +154,7 @@ export class BackupScheduler {
       const error = isAegisError(err)
         ? err
         : new AegisError('BACKUP_FAILED', `scheduled backup failed: ${(err as Error)?.message ?? String(err)}`, { cause: err, hint: 'See the log for the cause.' });
-      this.#runsTotal.inc({ outcome: 'failure' });
+      this.metrics.failed();
       childLogger('backup').error({ event: 'scheduled_backup_failed', code: error.code, reason: error.message }, 'scheduled database backup failed');
       await recordQuietly(this.#o.runs, {
         trigger: 'schedule',
@@ -180,4 +167,20 @@ export class BackupScheduler {
       return { ok: false, error };
     }
   }
+}
+
+/**
+ * The job a control plane schedules: one backup, then retention (a failed
+ * prune is logged, and does not make the backup a failure).
+ */
+export function backupJob(o: BackupOptions & { retention?: RetentionPolicy | undefined }): () => Promise<BackupResult> {
+  return async () => {
+    const result = await runBackup(o);
+    if (o.retention) {
+      await pruneBackups(o.store, o.retention).catch((err: unknown) =>
+        childLogger('backup').warn({ event: 'backup_prune_failed', code: isAegisError(err) ? err.code : undefined, err: (err as Error).message }, 'pruning old backups failed'),
+      );
+    }
+    return result;
+  };
 }

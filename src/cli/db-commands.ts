@@ -12,6 +12,7 @@ import {
   runDrill,
   runRestore,
   type BackupFormat,
+  type BackupTrigger,
   type CheckResult,
   type DrillReport,
   type PgToolPaths,
@@ -115,6 +116,7 @@ export function registerDbCommands(program: Command, config: () => AegisConfig):
     .description('back up the database into the store (db-backups/<UTC timestamp>/, manifest written last)')
     .option('--to <uri>', 'store root for the backup: a folder, file://… or s3://bucket/prefix (default: backup.storeUri, else the artifact store)')
     .addOption(new Option('--format <format>', 'dump format (default: pgdump on PostgreSQL, logical on the embedded database)').choices(Object.keys(FORMATS)))
+    .addOption(new Option('--trigger <trigger>', 'what started it, recorded in backup_runs (the Kubernetes CronJob passes schedule)').choices(['manual', 'schedule']).default('manual'))
     .option('--keep-daily <n>', 'afterwards, prune: keep the newest backup of each of the last N days')
     .option('--keep-weekly <m>', 'afterwards, prune: keep the newest backup of each of the last M ISO weeks')
     .option('--json', 'print a JSON report')
@@ -140,15 +142,16 @@ Examples:
         const store = backupStore(ctx, o.to);
         const source = await openSource(ctx);
         const runs = new DbBackupRunLog(source.db);
+        const trigger = o.trigger as BackupTrigger;
         const startedAt = new Date();
         try {
           const r = await runBackup({ source, store, ...(o.format ? { format: FORMATS[o.format as string]! } : {}), tools: tools(ctx.config) }).catch(async (err: unknown) => {
             const e = err as AegisError;
-            await recordQuietly(runs, { trigger: 'manual', status: 'failed', startedAt, finishedAt: new Date(), errorCode: e.code, errorMessage: e.message });
+            await recordQuietly(runs, { trigger, status: 'failed', startedAt, finishedAt: new Date(), errorCode: e.code, errorMessage: e.message });
             throw err;
           });
           await recordQuietly(runs, {
-            trigger: 'manual',
+            trigger,
             status: 'succeeded',
             startedAt,
             finishedAt: new Date(),

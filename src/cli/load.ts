@@ -35,10 +35,11 @@ async function readPayload(path: string, explicit: boolean): Promise<Buffer> {
   }
 }
 
-/** The `aegis loadgen` command (alias `load` unless another command has that name). */
+/** `aegis load` (alias `aegis loadgen`): the canary load simulator. */
 export function registerLoadCommand(program: Command, _config: () => AegisConfig): void {
-  const cmd = program
-    .command('loadgen')
+  program
+    .command('load')
+    .alias('loadgen')
     .description('send open-loop, constant-rate load (with deliberately malformed requests) and report latency and errors')
     .requiredOption('--url <url>', 'where to send requests, e.g. http://127.0.0.1:8080/infer')
     .requiredOption('--qps <n>', 'requests per second (the arrival rate, kept whatever the responses do)')
@@ -65,8 +66,8 @@ A live progress line shows on a terminal. Exit status 0 whatever the server
 answered; 2 for bad usage; 1 if nothing could connect.
 
 Example:
-  $ aegis loadgen --url http://127.0.0.1:8080/infer --qps 20 --duration 180 --error-rate 0.02
-  $ aegis loadgen --url http://127.0.0.1:8080/infer --qps 500 --duration 30s --json > report.json`,
+  $ aegis load --url http://127.0.0.1:8080/infer --qps 20 --duration 180 --error-rate 0.02
+  $ aegis load --url http://127.0.0.1:8080/infer --qps 500 --duration 30s --json > report.json`,
     )
     .action(async (o) => {
       const controller = new AbortController();
@@ -111,6 +112,4 @@ Example:
         process.off('SIGINT', onSigint);
       }
     });
-  // `aegis load` is the runbooks' spelling; it stays free while another command (the model hot-swap) uses the name.
-  if (!program.commands.some((c) => c !== cmd && (c.name() === 'load' || c.aliases().includes('load')))) cmd.alias('load');
 }

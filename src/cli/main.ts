@@ -4,7 +4,7 @@ import { logger } from '../log.js';
 import { registerDemoCommand } from './demo.js';
 import { registerKeysCommands } from './keys.js';
 import { registerModelCommands } from './model.js';
-import { registerServeCommand } from './serve.js';
+import { registerHotSwapCommand, registerServeCommand } from './serve.js';
 import { registerLoadCommand } from './load.js';
 import { registerUpCommand } from './up.js';
 import { registerArchiveCommands } from './archive-commands.js';
@@ -44,6 +44,7 @@ Examples:
   registerArchiveCommands(model, getConfig);
   registerRegistryCommands(model, getConfig);
   registerServeCommand(program, getConfig);
+  registerHotSwapCommand(model, getConfig);
   registerLoadCommand(program, getConfig);
   registerUpCommand(program, getConfig);
   registerOmsCommands(program);

@@ -92,14 +92,18 @@ Examples:
       }
     });
 
-  program
+}
+
+/** `aegis model load`: the CLI form of POST /v2/repository/models/{name}/load. */
+export function registerHotSwapCommand(model: Command, config: () => AegisConfig): void {
+  model
     .command('load')
     .description('hot-swap the model a running server serves (fetch, verify, load, warm up, then switch)')
     .argument('<uri-or-ref>', 'archive URI or registry ref of the new version')
     .option('--server <url>', 'the model server', 'http://127.0.0.1:8080')
     .option('--version <version>', 'refuse the archive unless it holds this version')
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExample:\n  $ aegis load example_multimodal@0.2 --server http://127.0.0.1:8080')
+    .addHelpText('after', '\nExample:\n  $ aegis model load example_multimodal@0.2 --server http://127.0.0.1:8080')
     .action(async (ref: string, o) => {
       const ctx = new CliContext(config());
       try {

@@ -1,4 +1,4 @@
-/** `aegis loadgen` (alias `load`), run in-process against a local node:http server. */
+/** `aegis load` (alias `loadgen`), run in-process against a local node:http server. */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,9 +30,9 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-describe('aegis loadgen', () => {
+describe('aegis load', () => {
   it('--json prints the report with status counts, percentiles and a per-second series', async () => {
-    const r = await runCli('loadgen', '--url', url, '--qps', '100', '--duration', '2s', '--error-rate', '0.1', '--json');
+    const r = await runCli('load', '--url', url, '--qps', '100', '--duration', '2s', '--error-rate', '0.1', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe(''); // no progress line off a terminal
     const report = JSON.parse(r.stdout);
@@ -60,9 +60,10 @@ describe('aegis loadgen', () => {
   });
 
   it('prints a table for a person, accepts the runbook spelling of --duration, and sends --payload verbatim', async () => {
-    const r = await runCli('loadgen', '--url', url, '--qps', '20', '--duration', '1', '--payload', 'examples/requests/example_multimodal.json');
+    const r = await runCli('load', '--url', url, '--qps', '20', '--duration', '1', '--payload', 'examples/requests/example_multimodal.json');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/achieved\s+20 rps responses \(100\.0% of target\)/);
+    expect(r.stdout).toMatch(/achieved\s+[\d.]+ rps responses \([\d.]+% of target\), [\d.]+ rps sent/);
+    expect(r.stdout).toMatch(/target\s+20 rps for 1 s = 20 requests \(open loop\)/);
     expect(r.stdout).toMatch(/latency\s+p50 [\d.]+ +p90 [\d.]+ +p99 [\d.]+ +p99\.9 [\d.]+ +max [\d.]+ ms/);
     expect(r.stdout).toContain('200: 20');
   });
@@ -72,7 +73,7 @@ describe('aegis loadgen', () => {
     await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
     const port = (free.address() as AddressInfo).port;
     await new Promise((r) => free.close(r)); // nothing listens there now
-    const r = await runCli('loadgen', '--url', `http://127.0.0.1:${port}/infer`, '--qps', '20', '--duration', '500ms', '--json');
+    const r = await runCli('load', '--url', `http://127.0.0.1:${port}/infer`, '--qps', '20', '--duration', '500ms', '--json');
     expect(r.code).toBe(1);
     const out = JSON.parse(r.stdout);
     expect(out.error.code).toBe('LOAD_TARGET_UNREACHABLE');
@@ -87,18 +88,20 @@ describe('aegis loadgen', () => {
       [['--qps', '10', '--duration', '1', '--error-rate', '2'], '--error-rate'],
       [['--qps', '10', '--duration', '1', '--payload', '/nonexistent/body.json'], '--payload'],
     ] as const) {
-      const r = await runCli('loadgen', '--url', url, ...args);
+      const r = await runCli('load', '--url', url, ...args);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(text);
       expect(r.stderr).toContain('hint:');
     }
-    expect((await runCli('loadgen', '--qps', '10', '--duration', '1')).code).toBe(2); // --url missing
+    expect((await runCli('load', '--qps', '10', '--duration', '1')).code).toBe(2); // --url missing
   });
 
-  it('--help has an example', async () => {
-    const r = await runCli('loadgen', '--help');
+  it('--help has an example; `aegis loadgen` is the same command', async () => {
+    const r = await runCli('load', '--help');
     expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage: aegis load|loadgen [options]');
+    expect((await runCli('loadgen', '--help')).stdout).toBe(r.stdout);
     expect(r.stdout).toContain('Example:');
-    expect(r.stdout).toContain('aegis loadgen --url http://127.0.0.1:8080/infer --qps 20 --duration 180 --error-rate 0.02');
+    expect(r.stdout).toContain('aegis load --url http://127.0.0.1:8080/infer --qps 20 --duration 180 --error-rate 0.02');
   });
 });

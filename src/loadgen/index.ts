@@ -1,7 +1,7 @@
 /**
  * The canary load simulator: open-loop constant-rate HTTP load with
  * deliberately malformed requests mixed in, latencies from each request's
- * intended start into an HDR histogram. Used by `aegis loadgen` (alias `load`),
+ * intended start into an HDR histogram. Used by `aegis load` (alias `loadgen`),
  * `npm run bench -- loadgen` and integration tests of other features.
  *
  *   const report = await runLoad({ url: 'http://127.0.0.1:8080/infer', qps: 20, durationMs: 180_000, errorRate: 0.02, payload });

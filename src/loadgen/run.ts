@@ -115,6 +115,7 @@ export interface SecondStats extends OutcomeCounts {
   second: number;
   /** Requests due in this second that were sent (not dropped). */
   sent: number;
+  /** … of which malformed. */
   malformed: number;
   /** p99 latency of this second's valid requests, ms (null if none). */
   p99Ms: number | null;
@@ -370,7 +371,8 @@ class LoadRun {
     const report = this.report(performance.now());
     if (report.completed === 0 && report.outcomes.timeouts === 0 && report.outcomes.networkErrors > 0) {
       const codes = Object.entries(report.networkErrorCodes).map(([c, n]) => `${c} × ${n}`).join(', ');
-      throw new AegisError('LOAD_TARGET_UNREACHABLE', `nothing could connect to ${this.o.url.origin}: no request got a response (${codes})${report.stoppedEarly === 'unreachable' ? '; stopped early' : ''}`, {
+      const what = this.connectErrorsOnly ? `nothing could connect to ${this.o.url.origin}` : `no request to ${this.o.url.origin} got a response`;
+      throw new AegisError('LOAD_TARGET_UNREACHABLE', `${what} (${codes})${report.stoppedEarly === 'unreachable' ? '; stopped early' : ''}`, {
         hint: report.networkErrorCodes.ECONNREFUSED
           ? `Nothing listens on ${this.o.url.host}: start the server (e.g. aegis serve --port ${this.o.url.port || 80}) or fix --url.`
           : 'Check --url (host, port, scheme) and that the server is reachable from here.',
@@ -405,20 +407,20 @@ class LoadRun {
       kind = m.kind;
       body = m.body;
     }
-    const bucket = this.buckets[Math.floor((intendedAt - this.t0) / 1000)];
-    if (kind) {
-      this.malformedCounts.kinds[kind] = (this.malformedCounts.kinds[kind] ?? 0) + 1;
-      if (bucket) bucket.malformed++;
-    }
     if (this.inFlight >= this.o.maxInFlight) {
       this.record(index, intendedAt, undefined, kind, 'dropped', this.o.timeoutMs, undefined, undefined);
       return;
     }
+    const bucket = this.buckets[this.second(index)];
     const req = new InFlight(this, index, intendedAt, now, kind);
     this.inFlight++;
     this.sent++;
-    if (kind) this.malformedCounts.sent++;
     if (bucket) bucket.sent++;
+    if (kind) {
+      this.malformedCounts.sent++;
+      this.malformedCounts.kinds[kind] = (this.malformedCounts.kinds[kind] ?? 0) + 1;
+      if (bucket) bucket.malformed++;
+    }
     if (now - this.t0 <= this.o.durationMs) this.sentInWindow++;
     this.lag.recordMs(now - intendedAt);
     this.pending.push(req);
@@ -431,6 +433,11 @@ class LoadRun {
       },
       req,
     );
+  }
+
+  /** The second request `index` is due in (from its index: no floating-point drift at the boundaries). */
+  second(index: number): number {
+    return Math.floor(index / this.o.qps + 1e-9);
   }
 
   responded(r: InFlight, end: number): void {
@@ -481,7 +488,7 @@ class LoadRun {
   record(index: number, intendedAt: number, sentAt: number | undefined, kind: MalformedKind | undefined, outcome: Outcome, latencyMs: number, status: number | undefined, code: string | undefined): void {
     const key = COUNT_KEY[outcome];
     this.counts[key]++;
-    const bucket = this.buckets[Math.floor((intendedAt - this.t0) / 1000)];
+    const bucket = this.buckets[this.second(index)];
     if (bucket) bucket[key]++;
     if (outcome !== 'networkError') {
       if (kind) this.bad.recordMs(latencyMs);
