@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<
   fetch: () => import('./fetch.js'),
   backup: () => import('./backup.js'),
   serve: () => import('./serve.js'),
+  gateway: () => import('./gateway.js'),
   loadgen: () => import('./loadgen.js'),
 };
 

@@ -7,6 +7,7 @@ import { registerModelCommands } from './model.js';
 import { registerHotSwapCommand, registerServeCommand } from './serve.js';
 import { registerLoadCommand } from './load.js';
 import { registerUpCommand } from './up.js';
+import { registerGatewayCommand } from './gateway.js';
 import { registerArchiveCommands } from './archive-commands.js';
 import { registerRegistryCommands } from './registry-commands.js';
 import { registerOmsCommands } from './oms.js';
@@ -47,6 +48,7 @@ Examples:
   registerHotSwapCommand(model, getConfig);
   registerLoadCommand(program, getConfig);
   registerUpCommand(program, getConfig);
+  registerGatewayCommand(program, getConfig);
   registerOmsCommands(program);
   registerDbCommands(program, getConfig);
   registerTrainCommand(program, getConfig);
