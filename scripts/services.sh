@@ -10,8 +10,8 @@
 # Today: a Python venv with the reference OpenSSF `model-signing` package
 # (the interoperability oracle) and moto (an S3 server), PostgreSQL from
 # Debian, and cosign built from the Go module proxy (oracle for detached
-# archive signatures). Later work adds Prometheus, Alertmanager, MLflow and
-# Chromium here.
+# archive signatures), Prometheus and Alertmanager from Debian (alert rules and
+# their integration test). Later work adds MLflow and Chromium here.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -192,6 +192,135 @@ promtool_bin() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
 }
 
+# Prometheus and Alertmanager (Debian packages prometheus, prometheus-alertmanager) for the alert
+# integration tests (test/alerts.itest.ts), on 127.0.0.1 only; logs and pid files in $STATE.
+# Prometheus loads the repo's rule files (deploy/prometheus/*-rules.yaml) and $PROM_DIR/rules.d/*.yaml,
+# scrapes every 1s the targets listed in the file_sd files $PROM_DIR/targets.json (AEGIS_PROM_FILE_SD)
+# and $PROM_DIR/targets.d/*.json (AEGIS_PROM_FILE_SD_DIR: one file per test, re-read within 1s),
+# evaluates rules every 1s and sends alerts to the Alertmanager, whose default receiver is a webhook
+# to AEGIS_ALERTMANAGER_WEBHOOK_URL (a test listens there when it wants the notifications).
+# `curl -X POST $PROMETHEUS_URL/-/reload` re-reads edited rule files; rerunning this script does too.
+PROM_PORT="${AEGIS_PROMETHEUS_PORT:-59090}"
+AM_PORT="${AEGIS_ALERTMANAGER_PORT:-59093}"
+AM_WEBHOOK_PORT="${AEGIS_ALERT_WEBHOOK_PORT:-59094}"
+PROM_DIR="$STATE/prometheus"
+AM_DIR="$STATE/alertmanager"
+
+prom_answers() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PROM_PORT/-/ready" 2>/dev/null; }
+am_answers() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$AM_PORT/-/ready" 2>/dev/null; }
+
+# daemon_start NAME ANSWERS_FN CMD...: starts CMD detached (log $STATE/NAME.log, pid $STATE/NAME.pid)
+# unless its pid file names a live process, then waits up to 60s for ANSWERS_FN.
+daemon_start() {
+  local name="$1" answers="$2"; shift 2
+  local pidfile="$STATE/$name.pid" logfile="$STATE/$name.log"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    log "$name (pid $(cat "$pidfile")) is already starting"
+  else
+    log "starting $name (log: $logfile)"
+    setsid "$@" >>"$logfile" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+  fi
+  for _ in $(seq 1 120); do
+    if "$answers"; then return; fi
+    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      log "$name exited; last lines of $logfile:"
+      tail -n 20 "$logfile" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "$name did not answer within 60s; see $logfile"
+  return 1
+}
+
+prometheus_pkgs() {
+  if command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null; then return; fi
+  [ "$(id -u)" = 0 ] || { log "Prometheus/Alertmanager are not installed: apt-get install prometheus prometheus-alertmanager (needs root)"; return 1; }
+  log "installing Prometheus and Alertmanager (Debian packages prometheus, prometheus-alertmanager)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null
+}
+
+alertmanager_server() {
+  mkdir -p "$AM_DIR/data"
+  cat >"$AM_DIR/alertmanager.yml.tmp" <<EOF
+# Written by scripts/services.sh (rewritten on every run).
+route:
+  receiver: aegis-test-webhook
+  group_by: [alertname, model, version]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: aegis-test-webhook
+    webhook_configs:
+      - url: "http://127.0.0.1:$AM_WEBHOOK_PORT/alertmanager"
+        send_resolved: true
+EOF
+  if ! amtool check-config "$AM_DIR/alertmanager.yml.tmp" >/dev/null 2>&1; then
+    amtool check-config "$AM_DIR/alertmanager.yml.tmp" >&2 || true
+    log "the Alertmanager config $AM_DIR/alertmanager.yml.tmp is invalid"
+    return 1
+  fi
+  mv "$AM_DIR/alertmanager.yml.tmp" "$AM_DIR/alertmanager.yml"
+  if am_answers; then
+    curl -fsS -o /dev/null --max-time 5 -X POST "http://127.0.0.1:$AM_PORT/-/reload" || log "Alertmanager on 127.0.0.1:$AM_PORT did not reload its config"
+    log "Alertmanager already answers on 127.0.0.1:$AM_PORT"
+    return
+  fi
+  # --cluster.listen-address= (empty): no gossip cluster, no port opened beyond the web one.
+  daemon_start alertmanager am_answers prometheus-alertmanager --config.file="$AM_DIR/alertmanager.yml" \
+    --storage.path="$AM_DIR/data" --web.listen-address="127.0.0.1:$AM_PORT" --cluster.listen-address= \
+    --web.external-url="http://127.0.0.1:$AM_PORT/"
+  log "Alertmanager ready on 127.0.0.1:$AM_PORT (webhook receiver http://127.0.0.1:$AM_WEBHOOK_PORT/alertmanager)"
+}
+
+prometheus_server() {
+  mkdir -p "$PROM_DIR/data" "$PROM_DIR/rules.d" "$PROM_DIR/targets.d"
+  [ -f "$PROM_DIR/targets.json" ] || echo '[]' >"$PROM_DIR/targets.json"
+  cat >"$PROM_DIR/prometheus.yml.tmp" <<EOF
+# Written by scripts/services.sh (rewritten on every run).
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - "$ROOT/deploy/prometheus/*-rules.yaml"
+  - "$PROM_DIR/rules.d/*.yaml"
+scrape_configs:
+  - job_name: aegis
+    file_sd_configs:
+      - files: ["$PROM_DIR/targets.json", "$PROM_DIR/targets.d/*.json"]
+        refresh_interval: 1s
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["127.0.0.1:$AM_PORT"]
+EOF
+  if ! promtool check config "$PROM_DIR/prometheus.yml.tmp" >/dev/null 2>&1; then
+    promtool check config "$PROM_DIR/prometheus.yml.tmp" >&2 || true
+    log "the Prometheus config or a rule file it loads is invalid (see above)"
+    return 1
+  fi
+  mv "$PROM_DIR/prometheus.yml.tmp" "$PROM_DIR/prometheus.yml"
+  if prom_answers; then
+    if ! curl -fsS --max-time 2 "http://127.0.0.1:$PROM_PORT/api/v1/status/flags" | grep -qF "\"config.file\":\"$PROM_DIR/prometheus.yml\""; then
+      log "a Prometheus that is not ours answers on 127.0.0.1:$PROM_PORT: stop it or set AEGIS_PROMETHEUS_PORT"
+      return 1
+    fi
+    curl -fsS -o /dev/null --max-time 10 -X POST "http://127.0.0.1:$PROM_PORT/-/reload" || { log "Prometheus did not reload; see $STATE/prometheus.log"; return 1; }
+    log "Prometheus already answers on 127.0.0.1:$PROM_PORT (config reloaded)"
+    return
+  fi
+  # --web.enable-lifecycle: POST /-/reload; --rules.alert.resend-delay=1s: firing alerts reach Alertmanager at once.
+  daemon_start prometheus prom_answers prometheus --config.file="$PROM_DIR/prometheus.yml" \
+    --web.listen-address="127.0.0.1:$PROM_PORT" --web.external-url="http://127.0.0.1:$PROM_PORT/" \
+    --storage.tsdb.path="$PROM_DIR/data" --storage.tsdb.retention.time=1d \
+    --web.enable-lifecycle --rules.alert.resend-delay=1s
+  log "Prometheus ready on 127.0.0.1:$PROM_PORT (targets: $PROM_DIR/targets.json, $PROM_DIR/targets.d/*.json)"
+}
+
 # KServe's Python model server, for `npm run bench -- serve` only (not needed by the tests).
 kserve_venv() {
   local v="$STATE/kserve-venv"
@@ -209,6 +338,13 @@ print_env() {
   echo "export AEGIS_TEST_S3_ENDPOINT=http://127.0.0.1:$MOTO_PORT"
   echo "export AEGIS_COSIGN_BIN=$STATE/bin/cosign"
   echo "export AEGIS_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  echo "export AEGIS_PROMTOOL_BIN=$(command -v promtool || echo promtool)"
+  echo "export PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT"
+  echo "export ALERTMANAGER_URL=http://127.0.0.1:$AM_PORT"
+  echo "export AEGIS_PROM_FILE_SD=$PROM_DIR/targets.json"
+  echo "export AEGIS_PROM_FILE_SD_DIR=$PROM_DIR/targets.d"
+  echo "export AEGIS_PROM_RULES_DIR=$PROM_DIR/rules.d"
+  echo "export AEGIS_ALERTMANAGER_WEBHOOK_URL=http://127.0.0.1:$AM_WEBHOOK_PORT/alertmanager"
 }
 
 case "${1:-up}" in
@@ -218,6 +354,9 @@ case "${1:-up}" in
     postgres_server
     pg_client
     promtool_bin
+    prometheus_pkgs
+    alertmanager_server
+    prometheus_server
     cosign_bin
     wrk_bin
     print_env > "$STATE/env.sh"

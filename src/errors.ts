@@ -96,6 +96,8 @@ export type ErrorCode =
   | 'ONNX_INVALID'
   // load generator
   | 'LOAD_TARGET_UNREACHABLE'
+  // canary rollouts
+  | 'ROLLOUT_SPEC_INVALID'
   | 'INTERNAL';
 
 export interface AegisErrorOptions {
