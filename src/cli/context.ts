@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { AegisConfig } from '../config/index.js';
 import { platformPaths } from '../config/index.js';
-import { openDb, type Db } from '../db/index.js';
+import type { Db } from '../db/index.js';
 import { AegisError } from '../errors.js';
-import { Registry } from '../registry/index.js';
+import type { Registry } from '../registry/index.js';
 import { resolveTrustAnchor, type AnchorOptions } from '../signing/anchor.js';
 import type { TrustAnchor } from '../signing/trust.js';
 import { openStore } from '../store/index.js';
@@ -29,6 +29,8 @@ export class CliContext {
 
   async registry(): Promise<Registry> {
     if (!this.#registry) {
+      // Database drivers load on first use: most commands never open the registry.
+      const [{ openDb }, { Registry }] = await Promise.all([import('../db/index.js'), import('../registry/index.js')]);
       this.#db = await openDb(this.config.databaseUrl ? { url: this.config.databaseUrl } : { dataDir: this.paths.db });
       this.#registry = new Registry(this.#db);
     }

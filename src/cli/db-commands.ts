@@ -1,33 +1,32 @@
 import { Option, type Command } from 'commander';
-import {
-  DbBackupRunLog,
-  existingScratch,
-  listBackups,
-  pgliteScratch,
-  postgresScratch,
-  pruneBackups,
-  recordQuietly,
-  resolveBackup,
-  runBackup,
-  runDrill,
-  runRestore,
-  type BackupFormat,
-  type BackupTrigger,
-  type CheckResult,
-  type DrillReport,
-  type PgToolPaths,
-  type PruneResult,
-  type RestoreOptions,
-  type RestoreReport,
+import type {
+  BackupFormat,
+  BackupTrigger,
+  CheckResult,
+  DrillReport,
+  PgToolPaths,
+  PruneResult,
+  RestoreOptions,
+  RestoreReport,
 } from '../backup/index.js';
 import type { AegisConfig } from '../config/index.js';
-import { isPostgresUrl, openDb, openDbUnmigrated, type Db } from '../db/index.js';
+import type { Db } from '../db/index.js';
+import type * as BackupModule from '../backup/index.js';
+import type * as DbModule from '../db/index.js';
 import { AegisError } from '../errors.js';
 import { openStore } from '../store/index.js';
 import type { ArtifactStore } from '../store/types.js';
 import { withContext } from './archive-commands.js';
 import type { CliContext } from './context.js';
 import { EXIT_FAILED, printJson } from './output.js';
+
+// The backup machinery and database drivers load only when a db command runs.
+let B: typeof BackupModule;
+let D: typeof DbModule;
+async function loadModules(): Promise<void> {
+  B ??= await import('../backup/index.js');
+  D ??= await import('../db/index.js');
+}
 
 /**
  * `aegis db backup | backups | prune | restore | drill`: thin commands over
@@ -46,7 +45,7 @@ function backupStore(ctx: CliContext, uri?: string): ArtifactStore {
 /** The configured metadata database, migrated (what every other command sees). */
 async function openSource(ctx: CliContext): Promise<{ db: Db; url?: string }> {
   const url = ctx.config.databaseUrl;
-  const db = await openDb(url ? { url } : { dataDir: ctx.paths.db });
+  const db = await D.openDb(url ? { url } : { dataDir: ctx.paths.db });
   return url ? { db, url } : { db };
 }
 
@@ -136,21 +135,22 @@ Examples:
     )
     .action(async (o) =>
       withContext(config, o, async (ctx) => {
+        await loadModules();
         const keep = o.keepDaily !== undefined || o.keepWeekly !== undefined
           ? { keepDaily: count(o.keepDaily ?? '0', '--keep-daily'), keepWeekly: count(o.keepWeekly ?? '0', '--keep-weekly') }
           : undefined;
         const store = backupStore(ctx, o.to);
         const source = await openSource(ctx);
-        const runs = new DbBackupRunLog(source.db);
+        const runs = new B.DbBackupRunLog(source.db);
         const trigger = o.trigger as BackupTrigger;
         const startedAt = new Date();
         try {
-          const r = await runBackup({ source, store, ...(o.format ? { format: FORMATS[o.format as string]! } : {}), tools: tools(ctx.config) }).catch(async (err: unknown) => {
+          const r = await B.runBackup({ source, store, ...(o.format ? { format: FORMATS[o.format as string]! } : {}), tools: tools(ctx.config) }).catch(async (err: unknown) => {
             const e = err as AegisError;
-            await recordQuietly(runs, { trigger, status: 'failed', startedAt, finishedAt: new Date(), errorCode: e.code, errorMessage: e.message });
+            await B.recordQuietly(runs, { trigger, status: 'failed', startedAt, finishedAt: new Date(), errorCode: e.code, errorMessage: e.message });
             throw err;
           });
-          await recordQuietly(runs, {
+          await B.recordQuietly(runs, {
             trigger,
             status: 'succeeded',
             startedAt,
@@ -160,7 +160,7 @@ Examples:
             format: r.manifest.format,
             bytes: r.manifest.dump.size,
           });
-          const pruned = keep ? await pruneBackups(store, keep) : undefined;
+          const pruned = keep ? await B.pruneBackups(store, keep) : undefined;
           if (o.json) return printJson({ ok: true, uri: r.uri, manifest: r.manifest, ...(pruned ? { pruned } : {}) });
           const rows = Object.values(r.manifest.tables).reduce((a, b) => a + b, 0);
           const ms = Date.parse(r.manifest.finishedAt) - Date.parse(r.manifest.startedAt);
@@ -182,8 +182,9 @@ Examples:
     .addHelpText('after', '\nA backup without a manifest is incomplete: it is never listed (except with --all) nor restored.\n\nExamples:\n  $ aegis db backups\n  $ aegis db backups --store s3://my-bucket/aegis --all --json')
     .action(async (o) =>
       withContext(config, o, async (ctx) => {
+        await loadModules();
         const store = backupStore(ctx, o.store);
-        const { complete, incomplete } = await listBackups(store);
+        const { complete, incomplete } = await B.listBackups(store);
         if (o.json) {
           return printJson({
             store: store.uri,
@@ -220,8 +221,9 @@ Example:
     )
     .action(async (o) =>
       withContext(config, o, async (ctx) => {
+        await loadModules();
         const policy = { keepDaily: count(o.keepDaily, '--keep-daily'), keepWeekly: count(o.keepWeekly, '--keep-weekly') };
-        const r = await pruneBackups(backupStore(ctx, o.store), policy, { dryRun: o.dryRun === true });
+        const r = await B.pruneBackups(backupStore(ctx, o.store), policy, { dryRun: o.dryRun === true });
         if (o.json) return printJson({ ok: true, ...r });
         process.stdout.write([...renderPrune(r), `${r.dryRun ? 'would remove' : 'removed'} ${r.remove.length}, kept ${r.keep.length}`].join('\n') + '\n');
       }),
@@ -255,14 +257,15 @@ Examples:
     )
     .action(async (o) =>
       withContext(config, o, async (ctx) => {
+        await loadModules();
         const archives = await archiveCheck(ctx, o);
-        const backup = await resolveBackup(o.from, backupStore(ctx, o.store));
+        const backup = await B.resolveBackup(o.from, backupStore(ctx, o.store));
         const targetUrl: string | undefined = o.target ?? ctx.config.databaseUrl;
-        const db = await openDbUnmigrated(targetUrl ? { url: targetUrl } : { dataDir: ctx.paths.db });
+        const db = await D.openDbUnmigrated(targetUrl ? { url: targetUrl } : { dataDir: ctx.paths.db });
         try {
-          const report = await runRestore({
+          const report = await B.runRestore({
             backup,
-            target: { db, ...(isPostgresUrl(targetUrl) ? { url: targetUrl } : {}) },
+            target: { db, ...(D.isPostgresUrl(targetUrl) ? { url: targetUrl } : {}) },
             force: o.force === true,
             tools: tools(ctx.config),
             archives,
@@ -303,15 +306,16 @@ Examples:
     )
     .action(async (o) =>
       withContext(config, o, async (ctx) => {
+        await loadModules();
         const archives = await archiveCheck(ctx, o);
         const source = await openSource(ctx);
         try {
           const scratch = o.scratchUrl
-            ? existingScratch(o.scratchUrl)
+            ? B.existingScratch(o.scratchUrl)
             : source.url
-              ? postgresScratch(source.url, { keep: o.keepScratch === true })
-              : pgliteScratch();
-          const report = await runDrill({
+              ? B.postgresScratch(source.url, { keep: o.keepScratch === true })
+              : B.pgliteScratch();
+          const report = await B.runDrill({
             source,
             store: backupStore(ctx, o.store),
             from: o.from,
@@ -320,7 +324,7 @@ Examples:
             tools: tools(ctx.config),
             archives,
             healthUrl: o.healthUrl ?? ctx.config.backup.healthUrl,
-            runs: new DbBackupRunLog(source.db),
+            runs: new B.DbBackupRunLog(source.db),
           });
           if (o.json) printJson(report);
           else process.stdout.write(renderDrill(report) + '\n');

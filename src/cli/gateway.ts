@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import type { AegisConfig } from '../config/index.js';
 import { AegisError } from '../errors.js';
-import { Gateway } from '../rollout/gateway/index.js';
 import { reportError } from './output.js';
 
 export function registerGatewayCommand(program: Command, _config: () => AegisConfig): void {
@@ -31,6 +30,7 @@ Example:
       try {
         const weight = Number(o.weight);
         if (!(weight >= 0 && weight <= 100)) throw new AegisError('USAGE', `--weight must be 0..100, got ${o.weight}`, { hint: 'For example --weight 10.' });
+        const { Gateway } = await import('../rollout/gateway/index.js');
         const g = new Gateway({ model: o.model, stable: { url: o.stable }, ...(o.canary ? { canary: { url: o.canary } } : {}) });
         if (o.canary) g.setWeight(weight);
         const url = await g.listen(Number(o.port), o.host);

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { AegisConfig } from '../config/index.js';
 import { AegisError } from '../errors.js';
-import { defaultPayloadPath, formatProgress, formatReport, parseDuration, runLoad, type LoadProgress } from '../loadgen/index.js';
+import type { LoadProgress } from '../loadgen/index.js';
 import { collect, printJson, reportError } from './output.js';
 
 function number(option: string, text: string, { integer = false, min = 0, example }: { integer?: boolean; min?: number; example: string }): number {
@@ -74,6 +74,8 @@ Example:
       const onSigint = () => controller.abort();
       let progressShown = false;
       try {
+        // The HTTP client and histogram load only for this command.
+        const { defaultPayloadPath, formatProgress, formatReport, parseDuration, runLoad } = await import('../loadgen/index.js');
         const qps = number('--qps', o.qps, { example: '20' }); // runLoad checks the ranges
         const durationMs = parseDuration(o.duration);
         const errorRate = number('--error-rate', o.errorRate, { example: '0.02' });

@@ -2,8 +2,7 @@ import type { Command } from 'commander';
 import type { AegisConfig } from '../config/index.js';
 import { AegisError } from '../errors.js';
 import { fetchAndVerifyModel } from '../serving/fetch.js';
-import { OnnxRuntime } from '../serving/runtime/onnx/index.js';
-import { ModelServer, type FaultInjection, type Track } from '../serving/server.js';
+import type { FaultInjection, ModelServer, Track } from '../serving/server.js';
 import { resolveArchiveUri } from './archive-commands.js';
 import { CliContext } from './context.js';
 import { printJson, reportError } from './output.js';
@@ -61,6 +60,8 @@ Examples:
           await ctx.close();
           return fetchAndVerifyModel({ uri: resolved.uri, trust, cacheDir: ctx.paths.cache, expect: { ...resolved.expect, ...expect }, limits });
         };
+        // Loaded here, not at start-up: other commands need neither the HTTP server nor ONNX Runtime.
+        const [{ ModelServer }, { OnnxRuntime }] = await Promise.all([import('../serving/server.js'), import('../serving/runtime/onnx/index.js')]);
         server = new ModelServer({
           runtime: new OnnxRuntime({ intraOpThreads: Number(o.threads) }),
           source,

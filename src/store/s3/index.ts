@@ -1,15 +1,17 @@
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { createRequire } from 'node:module';
+import type * as S3Sdk from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type * as LibStorage from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+
+// The AWS SDK takes ~80 ms to load: load it only when an S3 store is actually used,
+// so every CLI command that never touches S3 starts faster.
+const require = createRequire(import.meta.url);
+let s3sdk: typeof S3Sdk | undefined;
+let libStorage: typeof LibStorage | undefined;
+const sdk = (): typeof S3Sdk => (s3sdk ??= require('@aws-sdk/client-s3') as typeof S3Sdk);
+const storage = (): typeof LibStorage => (libStorage ??= require('@aws-sdk/lib-storage') as typeof LibStorage);
 import { AegisError } from '../../errors.js';
 import { childLogger } from '../../log.js';
 import { validateKey, validatePrefix } from '../keys.js';
@@ -93,7 +95,7 @@ export class S3Store implements ArtifactStore {
     }
     this.client =
       options.client ??
-      new S3Client({
+      new (sdk().S3Client)({
         region,
         ...(options.endpoint ? { endpoint: options.endpoint } : {}),
         forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
@@ -117,7 +119,7 @@ export class S3Store implements ArtifactStore {
     const ignore = (): void => undefined;
     if (!Buffer.isBuffer(body)) body.on('error', ignore); // errors surface through the iterator below
     const source = Buffer.isBuffer(body) ? body : Readable.from(counted(body, counter, () => lengthCheck(this, key, expected, counter.bytes)), { objectMode: false });
-    const upload = new Upload({
+    const upload = new (storage().Upload)({
       client: this.client,
       params: { Bucket: this.bucket, Key, Body: source, ...(options.contentType ? { ContentType: options.contentType } : {}) },
       partSize: this.partSizeFor(expected),
@@ -145,7 +147,7 @@ export class S3Store implements ArtifactStore {
   }
 
   async get(key: string): Promise<Readable> {
-    const res = await this.send('get', key, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) })));
+    const res = await this.send('get', key, () => this.client.send(new (sdk().GetObjectCommand)({ Bucket: this.bucket, Key: this.fullKey(key) })));
     const body = res.Body;
     if (body instanceof Readable) return body;
     if (body && typeof (body as { transformToWebStream?: unknown }).transformToWebStream === 'function') {
@@ -156,7 +158,7 @@ export class S3Store implements ArtifactStore {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
-      const res = await this.send('head', key, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) })));
+      const res = await this.send('head', key, () => this.client.send(new (sdk().HeadObjectCommand)({ Bucket: this.bucket, Key: this.fullKey(key) })));
       return { key, size: res.ContentLength ?? 0 };
     } catch (err) {
       if (err instanceof AegisError && err.code === 'STORE_NOT_FOUND') return undefined;
@@ -170,7 +172,7 @@ export class S3Store implements ArtifactStore {
     do {
       const page = await this.send('list', prefix, () =>
         this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base + prefix, MaxKeys: this.pageSize, ...(token ? { ContinuationToken: token } : {}) }),
+          new (sdk().ListObjectsV2Command)({ Bucket: this.bucket, Prefix: this.base + prefix, MaxKeys: this.pageSize, ...(token ? { ContinuationToken: token } : {}) }),
         ),
       );
       for (const object of page.Contents ?? []) {
@@ -183,7 +185,7 @@ export class S3Store implements ArtifactStore {
   }
 
   async delete(key: string): Promise<void> {
-    await this.send('delete', key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) })));
+    await this.send('delete', key, () => this.client.send(new (sdk().DeleteObjectCommand)({ Bucket: this.bucket, Key: this.fullKey(key) })));
   }
 
   uriOf(key: string): string {
@@ -203,7 +205,7 @@ export class S3Store implements ArtifactStore {
     do {
       const page = await this.send('list', '', () =>
         this.client.send(
-          new ListMultipartUploadsCommand({
+          new (sdk().ListMultipartUploadsCommand)({
             Bucket: this.bucket,
             Prefix: this.base,
             ...(keyMarker ? { KeyMarker: keyMarker } : {}),
@@ -214,7 +216,7 @@ export class S3Store implements ArtifactStore {
       for (const u of page.Uploads ?? []) {
         if (!u.Key || !u.UploadId || (u.Initiated && u.Initiated.getTime() > cutoff)) continue;
         const key = u.Key.slice(this.base.length);
-        await this.send('delete', key, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })));
+        await this.send('delete', key, () => this.client.send(new (sdk().AbortMultipartUploadCommand)({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })));
         aborted++;
       }
       const more = page.IsTruncated === true;
