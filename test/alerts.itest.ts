@@ -17,7 +17,7 @@
  * load starts; the wait is bounded at 150 s. The rules read the model servers'
  * own metrics; the gateways' metrics are checked for the split only.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { cp, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -29,13 +29,13 @@ import YAML from 'yaml';
 import { startServer } from '../src/cli/up.js';
 import { runLoad, type LoadReport } from '../src/loadgen/index.js';
 import { tempDir } from '../src/test-support/fs.js';
+import { promtool } from '../src/test-support/promtool.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const RULES_DIR = join(REPO, 'deploy', 'prometheus');
 const BIN = join(REPO, 'bin', 'aegis.js');
 const EXAMPLE = join(REPO, 'examples', 'model_registry', 'example_multimodal', '0.1');
 const PAYLOAD = join(REPO, 'examples', 'requests', 'example_multimodal.json');
-const PROMTOOL = process.env.AEGIS_PROMTOOL_BIN ?? 'promtool';
 const PROMETHEUS_URL = process.env.PROMETHEUS_URL;
 const ALERTMANAGER_URL = process.env.ALERTMANAGER_URL;
 const FILE_SD_DIR = process.env.AEGIS_PROM_FILE_SD_DIR;
@@ -47,23 +47,15 @@ const FIRE_WITHIN_MS = 150_000;
 const QPS = 100;
 const CANARY_WEIGHT = 20;
 
-function promtool(...args: string[]): { status: number | null; out: string } {
-  const r = spawnSync(PROMTOOL, args, { cwd: RULES_DIR, encoding: 'utf8' });
-  if (r.error) {
-    throw new Error(`cannot run ${PROMTOOL} (${r.error.message}): install it with scripts/services.sh (Debian package prometheus) or set AEGIS_PROMTOOL_BIN`);
-  }
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
 describe('canary alert rules: promtool', () => {
   it('pass promtool check rules', () => {
-    const r = promtool('check', 'rules', 'alert-rules.yaml');
+    const r = promtool(['check', 'rules', 'alert-rules.yaml']);
     expect(r.status, r.out).toBe(0);
     expect(r.out).toMatch(/SUCCESS: 8 rules found/);
   });
 
   it('pass their promtool unit tests', () => {
-    const r = promtool('test', 'rules', 'alert-rules.test.yaml');
+    const r = promtool(['test', 'rules', 'alert-rules.test.yaml']);
     expect(r.status, r.out).toBe(0);
     expect(r.out).toMatch(/SUCCESS/);
   });
@@ -73,7 +65,7 @@ describe('canary alert rules: promtool', () => {
     const dir = await mkdtemp(join(tmpdir(), 'aegis-promrule-'));
     try {
       await writeFile(join(dir, 'rules.yaml'), YAML.stringify(pr.spec));
-      const r = promtool('check', 'rules', join(dir, 'rules.yaml'));
+      const r = promtool(['check', 'rules', join(dir, 'rules.yaml')]);
       expect(r.status, r.out).toBe(0);
       expect(r.out).toMatch(/SUCCESS: 8 rules found/);
     } finally {
