@@ -24,6 +24,31 @@ PG_PORT="${AEGIS_PG_PORT:-55432}"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
+# daemon_start NAME ANSWERS_FN CMD...: starts CMD detached (log $STATE/NAME.log, pid $STATE/NAME.pid)
+# unless its pid file names a live process, then waits up to 60s for ANSWERS_FN.
+daemon_start() {
+  local name="$1" answers="$2"; shift 2
+  local pidfile="$STATE/$name.pid" logfile="$STATE/$name.log"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    log "$name (pid $(cat "$pidfile")) is already starting"
+  else
+    log "starting $name (log: $logfile)"
+    setsid "$@" >>"$logfile" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+  fi
+  for _ in $(seq 1 120); do
+    if "$answers"; then return; fi
+    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      log "$name exited; last lines of $logfile:"
+      tail -n 20 "$logfile" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "$name did not answer within 60s; see $logfile"
+  return 1
+}
+
 python_venv() {
   if [ -x "$VENV/bin/model_signing" ] && "$VENV/bin/python" -c "import model_signing, OpenSSL" 2>/dev/null \
      && [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("model-signing"))')" = "$MODEL_SIGNING_VERSION" ]; then
@@ -53,25 +78,8 @@ moto_s3() {
     log "installing moto[server] $MOTO_VERSION into $VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
   fi
-  local pidfile="$STATE/moto.pid"
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    log "moto (pid $(cat "$pidfile")) is already starting"
-  else
-    log "starting moto on 127.0.0.1:$MOTO_PORT (log: $STATE/moto.log)"
-    setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >>"$STATE/moto.log" 2>&1 </dev/null &
-    echo $! >"$pidfile"
-  fi
-  for _ in $(seq 1 120); do
-    if moto_answers; then log "moto ready on 127.0.0.1:$MOTO_PORT"; return; fi
-    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-      log "moto exited; last lines of $STATE/moto.log:"
-      tail -n 20 "$STATE/moto.log" >&2
-      return 1
-    fi
-    sleep 0.5
-  done
-  log "moto did not answer on 127.0.0.1:$MOTO_PORT within 60s; see $STATE/moto.log"
-  return 1
+  daemon_start moto moto_answers "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  log "moto ready on 127.0.0.1:$MOTO_PORT"
 }
 
 # PostgreSQL for the database integration tests (src/registry/registry.itest.ts): a
@@ -209,30 +217,6 @@ AM_DIR="$STATE/alertmanager"
 prom_answers() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PROM_PORT/-/ready" 2>/dev/null; }
 am_answers() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$AM_PORT/-/ready" 2>/dev/null; }
 
-# daemon_start NAME ANSWERS_FN CMD...: starts CMD detached (log $STATE/NAME.log, pid $STATE/NAME.pid)
-# unless its pid file names a live process, then waits up to 60s for ANSWERS_FN.
-daemon_start() {
-  local name="$1" answers="$2"; shift 2
-  local pidfile="$STATE/$name.pid" logfile="$STATE/$name.log"
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    log "$name (pid $(cat "$pidfile")) is already starting"
-  else
-    log "starting $name (log: $logfile)"
-    setsid "$@" >>"$logfile" 2>&1 </dev/null &
-    echo $! >"$pidfile"
-  fi
-  for _ in $(seq 1 120); do
-    if "$answers"; then return; fi
-    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-      log "$name exited; last lines of $logfile:"
-      tail -n 20 "$logfile" >&2
-      return 1
-    fi
-    sleep 0.5
-  done
-  log "$name did not answer within 60s; see $logfile"
-  return 1
-}
 
 prometheus_pkgs() {
   if command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null; then return; fi

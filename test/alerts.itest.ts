@@ -19,7 +19,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { cp, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,13 +28,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { startServer } from '../src/cli/up.js';
 import { runLoad, type LoadReport } from '../src/loadgen/index.js';
+import { packageExampleVersion } from '../src/test-support/example-model.js';
 import { tempDir } from '../src/test-support/fs.js';
 import { promtool } from '../src/test-support/promtool.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const RULES_DIR = join(REPO, 'deploy', 'prometheus');
 const BIN = join(REPO, 'bin', 'aegis.js');
-const EXAMPLE = join(REPO, 'examples', 'model_registry', 'example_multimodal', '0.1');
 const PAYLOAD = join(REPO, 'examples', 'requests', 'example_multimodal.json');
 const PROMETHEUS_URL = process.env.PROMETHEUS_URL;
 const ALERTMANAGER_URL = process.env.ALERTMANAGER_URL;
@@ -140,15 +140,7 @@ describe('canary alert rules: a real Prometheus and Alertmanager', () => {
     });
   }
 
-  async function packageVersion(version: string): Promise<string> {
-    const dir = join(work.path, `m-${version}`);
-    await cp(EXAMPLE, dir, { recursive: true });
-    const m = await readFile(join(dir, 'aegis.yaml'), 'utf8');
-    await writeFile(join(dir, 'aegis.yaml'), m.replace(/^version: .*$/m, `version: "${version}"`));
-    const r = await run(['model', 'package', dir, '--key', join(work.path, 'keys', 'signing-key.pem'), '--out', join(work.path, `dist-${version}`)]);
-    expect(r.code, r.stderr).toBe(0);
-    return join(work.path, `dist-${version}`, 'model.tar.gz');
-  }
+  const packageVersion = (version: string) => packageExampleVersion(work.path, join(work.path, 'keys', 'signing-key.pem'), version);
 
   async function serve(archive: string, name: string, track: 'stable' | 'canary', fault?: string): Promise<string> {
     const args = ['--model', archive, '--public-key', join(work.path, 'keys', 'signing-key.pub.pem'), '--port', '0', '--name', name, '--track', track];

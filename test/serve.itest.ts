@@ -5,16 +5,16 @@
  * platform on a fresh home and answers the printed request.
  */
 import { spawn } from 'node:child_process';
-import { appendFile, cp, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer } from '../src/cli/up.js';
+import { packageExampleVersion } from '../src/test-support/example-model.js';
 import { tempDir } from '../src/test-support/fs.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(REPO, 'bin', 'aegis.js');
-const EXAMPLE = join(REPO, 'examples', 'model_registry', 'example_multimodal', '0.1');
 const REQUEST = JSON.parse(await readFile(join(REPO, 'examples', 'requests', 'example_multimodal.oip.json'), 'utf8')) as unknown;
 
 let work: Awaited<ReturnType<typeof tempDir>>;
@@ -32,15 +32,7 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   });
 }
 
-async function packageVersion(version: string): Promise<string> {
-  const dir = join(work.path, `m-${version}`);
-  await cp(EXAMPLE, dir, { recursive: true });
-  const m = await readFile(join(dir, 'aegis.yaml'), 'utf8');
-  await writeFile(join(dir, 'aegis.yaml'), m.replace(/^version: .*$/m, `version: "${version}"`));
-  const r = await run(['model', 'package', dir, '--key', join(work.path, 'keys', 'signing-key.pem'), '--out', join(work.path, `dist-${version}`)]);
-  expect(r.code, r.stderr).toBe(0);
-  return join(work.path, `dist-${version}`, 'model.tar.gz');
-}
+const packageVersion = (version: string) => packageExampleVersion(work.path, join(work.path, 'keys', 'signing-key.pem'), version);
 
 beforeAll(async () => {
   work = await tempDir('aegis-serve-it-');

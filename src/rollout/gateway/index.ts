@@ -189,11 +189,21 @@ export class Gateway {
     this.#observe(inference, track, target, out.status, latencyMs);
   }
 
+  /** Labelled metric children, looked up once per (version, track, code) instead of hashed per request. */
+  readonly #children = new Map<string, { count: { inc: () => void }; time: { observe: (v: number) => void } }>();
+
   #observe(inference: boolean, track: Track, s: UpstreamState, status: number, latencyMs: number): void {
     if (!inference) return;
-    const labels = { model: this.#o.model, version: s.upstream.version ?? 'unknown', track };
-    this.#requests.inc({ ...labels, code: String(status) });
-    this.#duration.observe(labels, latencyMs / 1000);
+    const version = s.upstream.version ?? 'unknown';
+    const key = `${version}\0${track}\0${status}`;
+    let c = this.#children.get(key);
+    if (!c) {
+      const labels = { model: this.#o.model, version, track };
+      c = { count: this.#requests.labels({ ...labels, code: String(status) }), time: this.#duration.labels(labels) };
+      this.#children.set(key, c);
+    }
+    c.count.inc();
+    c.time.observe(latencyMs / 1000);
     this.#o.onResult?.(track, status, latencyMs);
   }
 
