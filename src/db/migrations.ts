@@ -84,9 +84,35 @@ CREATE TABLE backup_runs (
 CREATE INDEX backup_runs_finished ON backup_runs (status, finished_at DESC);
 `;
 
+/**
+ * Canary rollouts the control plane drives: the spec it was started with and
+ * the controller's state (step, weight, pause, analysis runs with their
+ * measurements) as JSON, so a restarted control plane resumes where it was.
+ * At most one active (Progressing or Paused) rollout per model.
+ */
+const V3_ROLLOUTS = `
+CREATE TABLE rollouts (
+  id              bigserial PRIMARY KEY,
+  model           text NOT NULL,
+  version         text NOT NULL,
+  stable_version  text,
+  phase           text NOT NULL CHECK (phase IN ('Progressing', 'Paused', 'Healthy', 'Degraded')),
+  spec            jsonb NOT NULL,
+  state           jsonb NOT NULL,
+  message         text,
+  created_by      text NOT NULL,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  updated_at      timestamptz NOT NULL DEFAULT now(),
+  finished_at     timestamptz
+);
+CREATE UNIQUE INDEX rollouts_one_active ON rollouts (model) WHERE phase IN ('Progressing', 'Paused');
+CREATE INDEX rollouts_model ON rollouts (model, id DESC);
+`;
+
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'registry', sql: V1_REGISTRY },
   { version: 2, name: 'backup_runs', sql: V2_BACKUP_RUNS },
+  { version: 3, name: 'rollouts', sql: V3_ROLLOUTS },
 ]);
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
