@@ -98,6 +98,20 @@ export type ErrorCode =
   | 'LOAD_TARGET_UNREACHABLE'
   // canary rollouts
   | 'ROLLOUT_SPEC_INVALID'
+  | 'ROLLOUT_ACTIVE'
+  | 'ROLLOUT_NOT_FOUND'
+  | 'ROLLOUT_NOT_ALLOWED'
+  | 'ROLLOUT_TARGET_MISSING'
+  // control plane
+  | 'CONTROL_UNREACHABLE'
+  | 'CONTROL_UNAUTHORIZED'
+  | 'CONTROL_REQUEST_FAILED'
+  // Alertmanager receiver and retrain triggers
+  | 'ALERT_RECEIVER_UNSECURED'
+  | 'ALERT_PAYLOAD_INVALID'
+  | 'ALERT_UNAUTHORIZED'
+  | 'ALERT_STORE_FAILED'
+  | 'RETRAIN_START_FAILED'
   | 'INTERNAL';
 
 export interface AegisErrorOptions {
