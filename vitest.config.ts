@@ -11,6 +11,7 @@ export default defineConfig({
           env: { AEGIS_LOG_LEVEL: 'error' },
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
           testTimeout: 30_000,
+          hookTimeout: 30_000,
         },
       },
       {

@@ -8,7 +8,10 @@ const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<
   backup: () => import('./backup.js'),
   serve: () => import('./serve.js'),
   gateway: () => import('./gateway.js'),
+  rollout: () => import('./rollout.js'),
   loadgen: () => import('./loadgen.js'),
+  drift: () => import('./drift.js'),
+  alerts: () => import('./alerts.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

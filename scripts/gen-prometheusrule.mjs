@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Generates the Kubernetes PrometheusRule (monitoring.coreos.com/v1, Prometheus
-// Operator / kube-prometheus-stack) from the plain Prometheus rule file, so the
-// rules have ONE source of truth: deploy/prometheus/alert-rules.yaml.
+// Operator / kube-prometheus-stack) from the plain Prometheus rule files, so the
+// rules have ONE source of truth: deploy/prometheus/alert-rules.yaml (canary)
+// and deploy/prometheus/drift-rules.yaml (ModelDrift), their groups in that order.
 //
 //   node scripts/gen-prometheusrule.mjs           write deploy/kubernetes/prometheusrule.yaml
 //   node scripts/gen-prometheusrule.mjs --check   exit 1 if the committed file is out of date
@@ -13,15 +14,21 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const SOURCE = 'deploy/prometheus/alert-rules.yaml';
+export const SOURCES = ['deploy/prometheus/alert-rules.yaml', 'deploy/prometheus/drift-rules.yaml'];
+/** The first source (the canary rules), for callers that name one file. */
+export const SOURCE = SOURCES[0];
 export const TARGET = 'deploy/kubernetes/prometheusrule.yaml';
 
-/** The PrometheusRule text for a rule file's text (deterministic). */
-export function render(sourceText) {
-  const rules = YAML.parse(sourceText);
-  if (!rules || !Array.isArray(rules.groups) || rules.groups.length === 0) {
-    throw new Error(`${SOURCE} has no rule groups (expected "groups: [ {name, rules: [...]} ]")`);
-  }
+/** The PrometheusRule text for the rule files' texts, in SOURCES order (deterministic). A single text is the canary file alone. */
+export function render(sourceTexts) {
+  const texts = Array.isArray(sourceTexts) ? sourceTexts : [sourceTexts];
+  const groups = texts.flatMap((text, i) => {
+    const rules = YAML.parse(text);
+    if (!rules || !Array.isArray(rules.groups) || rules.groups.length === 0) {
+      throw new Error(`${SOURCES[i] ?? 'a rule file'} has no rule groups (expected "groups: [ {name, rules: [...]} ]")`);
+    }
+    return rules.groups;
+  });
   const resource = {
     apiVersion: 'monitoring.coreos.com/v1',
     kind: 'PrometheusRule',
@@ -33,11 +40,11 @@ export function render(sourceText) {
         'app.kubernetes.io/part-of': 'aegis',
       },
     },
-    spec: { groups: rules.groups },
+    spec: { groups },
   };
   const header = [
-    `# GENERATED from ${SOURCE} by scripts/gen-prometheusrule.mjs: do not edit;`,
-    '# edit the source and run `node scripts/gen-prometheusrule.mjs`.',
+    `# GENERATED from ${SOURCES.slice(0, texts.length).join(' and ')} by scripts/gen-prometheusrule.mjs: do not edit;`,
+    '# edit the sources and run `node scripts/gen-prometheusrule.mjs`.',
     '# kubectl apply -n <namespace of your Prometheus rules> -f deploy/kubernetes/prometheusrule.yaml',
     "# (kube-prometheus-stack selects rules by label: add your release's, e.g. release: prometheus,",
     '# or set ruleSelectorNilUsesHelmValues=false).',
@@ -48,7 +55,7 @@ export function render(sourceText) {
 
 function main() {
   const check = process.argv.includes('--check');
-  const want = render(readFileSync(join(ROOT, SOURCE), 'utf8'));
+  const want = render(SOURCES.map((f) => readFileSync(join(ROOT, f), 'utf8')));
   const target = join(ROOT, TARGET);
   if (check) {
     let have = '';
@@ -58,7 +65,7 @@ function main() {
       // missing: out of date
     }
     if (have !== want) {
-      process.stderr.write(`${TARGET} is out of date with ${SOURCE}: run \`node scripts/gen-prometheusrule.mjs\` and commit the result\n`);
+      process.stderr.write(`${TARGET} is out of date with ${SOURCES.join(', ')}: run \`node scripts/gen-prometheusrule.mjs\` and commit the result\n`);
       process.exit(1);
     }
     process.stdout.write(`${TARGET} is up to date\n`);

@@ -11,7 +11,7 @@
 # (the interoperability oracle) and moto (an S3 server), PostgreSQL from
 # Debian, and cosign built from the Go module proxy (oracle for detached
 # archive signatures), Prometheus and Alertmanager from Debian (alert rules and
-# their integration test). Later work adds MLflow and Chromium here.
+# their integration test), an MLflow tracking server in the venv. Later work adds Chromium here.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +21,8 @@ MODEL_SIGNING_VERSION="1.1.1"
 MOTO_VERSION="5.2.5"
 MOTO_PORT="${AEGIS_MOTO_PORT:-5077}"
 PG_PORT="${AEGIS_PG_PORT:-55432}"
+MLFLOW_VERSION="3.17.2"
+MLFLOW_PORT="${AEGIS_MLFLOW_PORT:-55000}"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -80,6 +82,34 @@ moto_s3() {
   fi
   daemon_start moto moto_answers "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
   log "moto ready on 127.0.0.1:$MOTO_PORT"
+}
+
+# MLflow tracking server (in the venv) for the tracking integration tests (src/tracking/mlflow/mlflow.itest.ts):
+# sqlite backend store and proxied artifacts (--serve-artifacts, mlflow-artifacts:/ URIs) under $STATE/mlflow.
+# mlflow-skinny (the client/server code without the ML libraries) plus only what `mlflow server` imports at
+# start (ranges from the full `mlflow` package's requirements): ~350 MB instead of the full package's ~850 MB.
+# No --allowed-hosts/--cors flags: MLflow 3's security middleware already allows localhost/127.0.0.1 Host
+# headers. MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no huey job consumers (GenAI jobs; not used here).
+mlflow_answers() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$MLFLOW_PORT/health" 2>/dev/null; }
+
+mlflow_server() {
+  if mlflow_answers; then
+    log "MLflow already answers on 127.0.0.1:$MLFLOW_PORT"
+    return
+  fi
+  if [ ! -x "$VENV/bin/mlflow" ] \
+     || [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mlflow-skinny"))' 2>/dev/null)" != "$MLFLOW_VERSION" ] \
+     || ! "$VENV/bin/python" -c "import flask, flask_cors, alembic, sqlalchemy, aiohttp, pandas" 2>/dev/null; then
+    log "installing mlflow-skinny $MLFLOW_VERSION and the server's dependencies into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==$MLFLOW_VERSION" \
+      "flask<4" "flask-cors<7" "alembic<2,!=1.10.0" "sqlalchemy>=1.4,<3" "aiohttp>=3.7,<4" "numpy<3" "pandas<4"
+  fi
+  mkdir -p "$STATE/mlflow/artifacts"
+  # cd: the server writes nothing into the caller's directory.
+  (cd "$STATE/mlflow" && MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false daemon_start mlflow mlflow_answers \
+    "$VENV/bin/mlflow" server --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1 \
+    --backend-store-uri "sqlite:///$STATE/mlflow/mlflow.db" --serve-artifacts --artifacts-destination "$STATE/mlflow/artifacts")
+  log "MLflow ready on 127.0.0.1:$MLFLOW_PORT"
 }
 
 # PostgreSQL for the database integration tests (src/registry/registry.itest.ts): a
@@ -329,12 +359,14 @@ print_env() {
   echo "export AEGIS_PROM_FILE_SD_DIR=$PROM_DIR/targets.d"
   echo "export AEGIS_PROM_RULES_DIR=$PROM_DIR/rules.d"
   echo "export AEGIS_ALERTMANAGER_WEBHOOK_URL=http://127.0.0.1:$AM_WEBHOOK_PORT/alertmanager"
+  echo "export AEGIS_TEST_MLFLOW_URL=http://127.0.0.1:$MLFLOW_PORT"
 }
 
 case "${1:-up}" in
   up)
     python_venv
     moto_s3
+    mlflow_server
     postgres_server
     pg_client
     promtool_bin

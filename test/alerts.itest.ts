@@ -18,29 +18,24 @@
  * own metrics; the gateways' metrics are checked for the split only.
  */
 import { spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { startServer } from '../src/cli/up.js';
+import { startServer } from '../src/serving/process.js';
 import { runLoad, type LoadReport } from '../src/loadgen/index.js';
 import { packageExampleVersion } from '../src/test-support/example-model.js';
 import { tempDir } from '../src/test-support/fs.js';
 import { promtool } from '../src/test-support/promtool.js';
+import { ALERTMANAGER_URL, FILE_SD_DIR, PROMETHEUS_URL, SERVICES_HINT, WEBHOOK_URL, getJson, promQuery, webhookReceiver, writeTargets, type PromAlert } from '../src/test-support/prometheus.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const RULES_DIR = join(REPO, 'deploy', 'prometheus');
 const BIN = join(REPO, 'bin', 'aegis.js');
 const PAYLOAD = join(REPO, 'examples', 'requests', 'example_multimodal.json');
-const PROMETHEUS_URL = process.env.PROMETHEUS_URL;
-const ALERTMANAGER_URL = process.env.ALERTMANAGER_URL;
-const FILE_SD_DIR = process.env.AEGIS_PROM_FILE_SD_DIR;
-const WEBHOOK_URL = process.env.AEGIS_ALERTMANAGER_WEBHOOK_URL;
-const SERVICES_HINT = 'Start the test services with scripts/services.sh (it writes .services/env.sh, which the integration tests read).';
 
 const FIRE_WITHIN_MS = 150_000;
 /** Requests per second offered to each gateway, and the canary's share. */
@@ -76,53 +71,7 @@ describe('canary alert rules: promtool', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-interface PromAlert {
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  state: 'pending' | 'firing';
-  activeAt: string;
-  value: string;
-}
-
-async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
-  if (!res.ok) throw new Error(`${init?.method ?? 'GET'} ${url}: HTTP ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
-
-async function promQuery(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
-  const body = await getJson<{ data: { result: { metric: Record<string, string>; value: [number, string] }[] } }>(`${PROMETHEUS_URL}/api/v1/query?query=${encodeURIComponent(expr)}`);
-  return body.data.result;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The Alertmanager webhook receiver configured by scripts/services.sh: collects what it is sent. */
-async function webhookReceiver(url: string): Promise<{ server: Server; payloads: { status: string; alerts: { status: string; labels: Record<string, string> }[] }[] }> {
-  const u = new URL(url);
-  const payloads: { status: string; alerts: { status: string; labels: Record<string, string> }[] }[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      if (req.method === 'POST' && req.url === u.pathname) {
-        try {
-          payloads.push(JSON.parse(body) as (typeof payloads)[number]);
-        } catch {
-          // not JSON: ignore
-        }
-      }
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(`cannot listen on ${u.host} for the Alertmanager webhook (${err.code ?? err.message}): is another test using it? ${SERVICES_HINT}`)),
-    );
-    server.listen(Number(u.port), u.hostname, () => resolve());
-  });
-  return { server, payloads };
-}
 
 describe('canary alert rules: a real Prometheus and Alertmanager', () => {
   let work: Awaited<ReturnType<typeof tempDir>>;
@@ -230,9 +179,7 @@ describe('canary alert rules: a real Prometheus and Alertmanager', () => {
     const urls = { faultyStable, faultyCanary, healthyStable, healthyCanary, faultyGateway, healthyGateway };
 
     // Register the six /metrics endpoints with Prometheus (file_sd; written atomically).
-    const groups = Object.entries(urls).map(([role, url]) => ({ targets: [new URL(url).host], labels: { job: 'aegis-alerts-itest', role } }));
-    await writeFile(`${targetsFile}.tmp`, JSON.stringify(groups, null, 2));
-    await rename(`${targetsFile}.tmp`, targetsFile);
+    await writeTargets(targetsFile, 'aegis-alerts-itest', urls);
 
     const { server: webhook, payloads } = await webhookReceiver(WEBHOOK_URL!);
     const stop = new AbortController();

@@ -9,7 +9,7 @@ import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer } from '../src/cli/up.js';
+import { startServer } from '../src/serving/process.js';
 import { packageExampleVersion } from '../src/test-support/example-model.js';
 import { tempDir } from '../src/test-support/fs.js';
 
@@ -125,7 +125,7 @@ describe('aegis up', () => {
     const home = join(work.path, 'up-home');
     const start = () =>
       new Promise<{ child: ReturnType<typeof spawn>; ready: Record<string, unknown> }>((resolve, reject) => {
-        const child = spawn(process.execPath, [BIN, 'up', '--port', String(upPort), '--json'], { env: { ...env, AEGIS_HOME: home } });
+        const child = spawn(process.execPath, [BIN, 'up', '--port', String(upPort), '--control-port', '0', '--json'], { env: { ...env, AEGIS_HOME: home } });
         let out = '';
         child.stdout.on('data', (d: Buffer) => {
           out += d.toString();

@@ -11,7 +11,7 @@ import { AegisError, isAegisError } from '../errors.js';
 import { HashTap, hashStream } from '../artifact/archive.js';
 import { fetchAndVerifyModel } from '../serving/fetch.js';
 import { ARCHIVE_NAME, packageModel, verifyArchiveFile } from '../signing/package.js';
-import { PemKeySigner } from '../signing/pem/index.js';
+import { openSigner, signerSource } from '../signing/provider.js';
 import { splitObjectUri } from '../store/index.js';
 import { archiveKey, type ArtifactStore } from '../store/types.js';
 import { CliContext } from './context.js';
@@ -61,7 +61,8 @@ export function registerArchiveCommands(model: Command, config: () => AegisConfi
     .command('package')
     .description('sign a model and write a deterministic model.tar.gz plus its detached signature model.tar.gz.sig')
     .argument('<model-dir>', 'model directory with aegis.yaml')
-    .requiredOption('--key <key.pem>', 'EC private key')
+    .option('--key <key.pem>', 'EC private key')
+    .option('--kms-key <id>', 'sign with an AWS KMS key instead: key id, ARN or alias/NAME (default AEGIS_KMS_KEY_ID)')
     .option('--out <dir>', 'output folder', '.')
     .option('--ignore <path>', 'leave a path out (repeatable)', collect, [])
     .option('--password <password>', 'password of an encrypted key (or AEGIS_KEY_PASSWORD)')
@@ -74,12 +75,13 @@ files; model.tar.gz.sig is base64 DER ECDSA over the archive's SHA-256, which
 \`cosign verify-blob --key pub.pem --signature model.tar.gz.sig --insecure-ignore-tlog\` accepts.
 
 Example:
-  $ aegis model package examples/model_registry/example_multimodal/0.1 --key keys/signing-key.pem --out dist/`,
+  $ aegis model package examples/model_registry/example_multimodal/0.1 --key keys/signing-key.pem --out dist/
+  $ aegis model package examples/model_registry/example_multimodal/0.1 --kms-key alias/model-signing --out dist/`,
     )
     .action(async (dir: string, o) => {
       const bar = byteProgress('packaging', o, 64 * 2 ** 20);
       try {
-        const signer = await PemKeySigner.fromFile(o.key, o.password ?? process.env.AEGIS_KEY_PASSWORD);
+        const signer = await openSigner(config(), { pemPath: o.key, password: o.password ?? process.env.AEGIS_KEY_PASSWORD, kmsKeyId: o.kmsKey });
         const r = await packageModel({ modelDir: dir, signer, outDir: o.out, ignorePaths: o.ignore, workers: config().hashing.workers, onProgress: (_p, d, t) => bar.update(d, t) });
         bar.stop();
         if (o.json) printJson({ ok: true, ...r });
@@ -122,6 +124,7 @@ Example:
     .argument('<dir-or-archive>', 'a model.tar.gz (with .sig beside it), or a model directory to package first')
     .option('--to <uri>', 'store root: a path, file://… or s3://bucket/prefix (default: the platform store)')
     .option('--key <key.pem>', 'signing key, when pushing a directory')
+    .option('--kms-key <id>', 'AWS KMS signing key (id, ARN or alias/NAME), when pushing a directory (default AEGIS_KMS_KEY_ID)')
     .option('--json', 'print a JSON report')
     .addHelpText('after', '\nExamples:\n  $ aegis model push dist/model.tar.gz --to s3://models/aegis\n  $ aegis model push my-model/ --key keys/signing-key.pem --to ./.aegis/artifacts')
     .action(async (src: string, o) =>
@@ -130,9 +133,13 @@ Example:
         let scratch: string | undefined;
         try {
           if ((await stat(src)).isDirectory()) {
-            if (!o.key) throw new AegisError('USAGE', `${src} is a directory: pass --key to package it first`, { hint: 'Or push a model.tar.gz made by `aegis model package`.' });
+            const keys = { pemPath: o.key, kmsKeyId: o.kmsKey };
+            if (!signerSource(ctx.config, keys)) {
+              throw new AegisError('USAGE', `${src} is a directory: pass --key or --kms-key to package it first`, { hint: 'Or push a model.tar.gz made by `aegis model package`.' });
+            }
+            const signer = await openSigner(ctx.config, keys);
             scratch = await mkdtemp(join(tmpdir(), 'aegis-push-'));
-            archive = (await packageModel({ modelDir: src, signer: await PemKeySigner.fromFile(o.key), outDir: scratch })).archive;
+            archive = (await packageModel({ modelDir: src, signer, outDir: scratch })).archive;
           }
           const manifestBytes = await readArchiveEntry(createReadStream(archive), MANIFEST_FILE);
           if (!manifestBytes) throw new AegisError('MANIFEST_MISSING', `${archive} holds no ${MANIFEST_FILE}`, { hint: 'Package the model with `aegis model package`.' });

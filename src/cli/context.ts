@@ -37,6 +37,12 @@ export class CliContext {
     return this.#registry;
   }
 
+  /** The migrated database the registry uses. */
+  async db(): Promise<Db> {
+    await this.registry();
+    return this.#db!;
+  }
+
   store(uri?: string): ArtifactStore {
     return openStore(uri ?? this.paths.store);
   }

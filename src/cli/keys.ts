@@ -5,6 +5,8 @@ import type { Command } from 'commander';
 import type { AegisConfig } from '../config/index.js';
 import { AegisError } from '../errors.js';
 import { generateKeyPair, readPublicKey, keyHint, type Curve } from '../signing/keys.js';
+import { openKmsSigner } from '../signing/provider.js';
+import { writeFileAtomic } from '../signing/sign.js';
 import { loadTrustPolicy, readPolicyDocument, writePolicyDocument, type TrustPolicyDocument } from '../signing/trust.js';
 import { printJson, reportError } from './output.js';
 
@@ -52,7 +54,8 @@ export function registerKeysCommands(program: Command, config: () => AegisConfig
 Examples:
   $ aegis keys generate --out-dir keys
   $ aegis keys rotate --trust TRUST.yaml --out-dir keys/2027 --overlap 30d
-  $ aegis keys list --trust TRUST.yaml`,
+  $ aegis keys list --trust TRUST.yaml
+  $ aegis keys export-kms-public --kms-key alias/model-signing --out keys/kms.pub.pem`,
     );
 
   keys
@@ -68,6 +71,36 @@ Examples:
         const out = await writeKeyPair(o.outDir, parseCurve(o.curve, config().signing.defaultCurve), Boolean(o.force));
         if (o.json) printJson({ ok: true, ...out });
         else process.stdout.write(`private key ${out.privateKey} (keep it secret)\npublic key  ${out.publicKey}\nkey id      ${out.keyId}\n`);
+      } catch (err) {
+        process.exitCode = reportError(err, o);
+      }
+    });
+
+  keys
+    .command('export-kms-public')
+    .description('write the public key of an AWS KMS signing key as PEM, to list it in a trust policy')
+    .option('--kms-key <id>', 'key id, ARN or alias/NAME (default AEGIS_KMS_KEY_ID)')
+    .option('--out <pub.pem>', 'file to write (default: print the PEM)')
+    .option('--json', 'print a JSON report')
+    .addHelpText(
+      'after',
+      `
+Needs kms:GetPublicKey on the key. The region is AEGIS_KMS_REGION, the one in
+an ARN, or AWS_REGION; AEGIS_KMS_ENDPOINT points at a KMS-compatible endpoint.
+
+Example:
+  $ aegis keys export-kms-public --kms-key alias/model-signing --out keys/kms.pub.pem
+  $ aegis keys add --trust TRUST.yaml --public-key keys/kms.pub.pem --id kms-release`,
+    )
+    .action(async (o) => {
+      try {
+        const kms = await openKmsSigner(config(), o.kmsKey);
+        const pem = kms.publicKeyPem();
+        if (o.out) await writeFileAtomic(o.out, pem);
+        const report = { ok: true, keyId: kms.keyHint, kmsKey: kms.keyArn, keySpec: kms.spec.keySpec, ...(o.out ? { publicKey: o.out } : { pem }) };
+        if (o.json) printJson(report);
+        else if (o.out) process.stdout.write(`public key ${o.out}\nkey id     ${kms.keyHint}\nkms key    ${kms.keyArn} (${kms.spec.keySpec})\n`);
+        else process.stdout.write(pem);
       } catch (err) {
         process.exitCode = reportError(err, o);
       }

@@ -8,11 +8,14 @@ import { registerHotSwapCommand, registerServeCommand } from './serve.js';
 import { registerLoadCommand } from './load.js';
 import { registerUpCommand } from './up.js';
 import { registerGatewayCommand } from './gateway.js';
+import { registerRolloutCommands } from './rollout.js';
 import { registerArchiveCommands } from './archive-commands.js';
 import { registerRegistryCommands } from './registry-commands.js';
 import { registerOmsCommands } from './oms.js';
 import { registerDbCommands } from './db-commands.js';
 import { registerTrainCommand } from './train.js';
+import { registerDriftCommands } from './drift.js';
+import { registerPipelineCommands } from './pipeline.js';
 import { EXIT_USAGE, reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -49,9 +52,12 @@ Examples:
   registerLoadCommand(program, getConfig);
   registerUpCommand(program, getConfig);
   registerGatewayCommand(program, getConfig);
+  registerRolloutCommands(program, getConfig);
   registerOmsCommands(program);
   registerDbCommands(program, getConfig);
   registerTrainCommand(program, getConfig);
+  registerDriftCommands(program, getConfig);
+  registerPipelineCommands(program, getConfig);
   registerDemoCommand(program, getConfig);
   return program;
 }

@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import type { AegisConfig } from '../config/index.js';
 import { AegisError } from '../errors.js';
 import { resolveTrustAnchor } from '../signing/anchor.js';
-import { PemCertificateSigner, PemKeySigner } from '../signing/pem/index.js';
+import { PemCertificateSigner } from '../signing/pem/index.js';
+import { openSigner } from '../signing/provider.js';
 import { signModel, writeFileAtomic } from '../signing/sign.js';
 import type { Signer } from '../signing/signer.js';
 import { verifyModel } from '../signing/verify.js';
@@ -46,7 +47,8 @@ Examples:
     .command('sign')
     .description('sign a model directory or file (OpenSSF Model Signing v1.0 bundle)')
     .argument('<model-path>', 'model directory, or a single model file')
-    .requiredOption('--key <key.pem>', 'EC private key (P-256, P-384 or P-521)')
+    .option('--key <key.pem>', 'EC private key (P-256, P-384 or P-521)')
+    .option('--kms-key <id>', 'sign with an AWS KMS key instead: key id, ARN or alias/NAME (default AEGIS_KMS_KEY_ID)')
     .option('--bundle <out.sig>', 'where to write the bundle (default: <dir>/model.sig, or <file>.sig)')
     .option('--ignore <path>', 'leave a path out of the signature (repeatable)', collect, [])
     .option('--no-ignore-git-paths', 'also sign .git, .gitattributes, .github and .gitignore')
@@ -62,16 +64,22 @@ Examples:
 Examples:
   $ aegis keys generate --out-dir keys
   $ aegis model sign examples/model_registry/example_multimodal/0.1 --key keys/signing-key.pem
-  $ aegis model sign big-model/ --key keys/signing-key.pem --bundle big-model.sig --shard-size 1GiB --json`,
+  $ aegis model sign big-model/ --key keys/signing-key.pem --bundle big-model.sig --shard-size 1GiB --json
+  $ aegis model sign my-model/ --kms-key alias/model-signing`,
     )
     .action(async (modelPath: string, o) => {
       const bar = byteProgress('signing', o);
       try {
         const cfg = config();
         const password = o.password ?? process.env.AEGIS_KEY_PASSWORD;
+        if (o.cert && (!o.key || o.kmsKey !== undefined)) {
+          throw new AegisError('USAGE', '--cert needs --key (and no --kms-key): the certificate method signs with a PEM private key', {
+            hint: 'Pass --key KEY.pem with --cert CERT.pem, or sign with --kms-key alone (key method).',
+          });
+        }
         const signer: Signer = o.cert
           ? await PemCertificateSigner.fromFiles(o.key, o.cert, o.certChain, password)
-          : await PemKeySigner.fromFile(o.key, password);
+          : await openSigner(cfg, { pemPath: o.key, password, kmsKeyId: o.kmsKey });
         const bundlePath = o.bundle ?? (await defaultBundlePath(modelPath));
         const result = await signModel({
           modelPath,

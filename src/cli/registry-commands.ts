@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { AegisConfig } from '../config/index.js';
-import { AegisError } from '../errors.js';
+import { existsSync } from 'node:fs';
+import { AegisError, isAegisError } from '../errors.js';
 import { STAGES, type Stage } from '../registry/types.js';
-import { fetchAndVerifyModel } from '../serving/fetch.js';
 import { splitObjectUri } from '../store/index.js';
 import { withContext } from './archive-commands.js';
 import { printJson } from './output.js';
@@ -38,29 +38,21 @@ Example:
         // Record a canonical, absolute URI (a relative path means nothing to another machine).
         const { store, key } = splitObjectUri(uri);
         uri = store.uriOf(key);
-        const fetched = await fetchAndVerifyModel({
-          uri,
-          trust,
-          cacheDir: ctx.paths.cache,
-          limits: { maxEntries: ctx.config.fetch.maxEntries, maxBytes: ctx.config.fetch.maxBytes },
-        });
-        const m = fetched.manifest;
-        const registry = await ctx.registry();
-        const { version, created } = await registry.registerVersion({
-          name: m.name,
-          version: m.version,
-          archiveUri: uri,
-          archiveSha256: fetched.archiveSha256,
-          signerKeyId: fetched.archiveSigner.trustedId ?? fetched.archiveSigner.keyHint,
-          manifest: m as unknown as Record<string, unknown>,
-          lineage: {
-            ...(m.parent ? { parentVersion: m.parent.name ? `${m.parent.name}@${m.parent.version}` : m.parent.version } : {}),
-            ...(m.dataset ? { datasetUri: m.dataset.uri } : {}),
-            signerKeyHint: fetched.archiveSigner.keyHint,
-            rootDigest: fetched.verification.rootDigest,
-          },
-          actor: ctx.actor(),
-        });
+        const { registerArchive } = await import('../control/register.js');
+        const input = { uri, trust, cacheDir: ctx.paths.cache, limits: { maxEntries: ctx.config.fetch.maxEntries, maxBytes: ctx.config.fetch.maxBytes }, actor: ctx.actor() };
+        let result: Awaited<ReturnType<typeof registerArchive>>;
+        try {
+          result = await registerArchive(await ctx.registry(), input);
+        } catch (err) {
+          // The embedded database is held by a running control plane (`aegis up`): register through its API,
+          // which fetches and verifies the archive again with its own trust policy.
+          if (!isAegisError(err, 'DB_LOCKED') || !existsSync(ctx.paths.controlToken)) throw err;
+          const { ControlClient, controlToken } = await import('../control/index.js');
+          const url = ctx.config.control.url ?? `http://127.0.0.1:${ctx.config.control.port}`;
+          const client = new ControlClient(url, await controlToken(ctx.config.control.token, ctx.paths.controlToken, false), ctx.actor());
+          result = await client.request('POST', '/api/v1/versions', { uri });
+        }
+        const { version, created } = result;
         if (o.json) printJson({ ok: true, created, version });
         else process.stdout.write(`${created ? 'registered' : 'already registered'} ${version.name}@${version.version} (sha256 ${version.archiveSha256.slice(0, 16)}…, stage ${version.stage})\n`);
       }),

@@ -61,7 +61,11 @@ Examples:
           return fetchAndVerifyModel({ uri: resolved.uri, trust, cacheDir: ctx.paths.cache, expect: { ...resolved.expect, ...expect }, limits });
         };
         // Loaded here, not at start-up: other commands need neither the HTTP server nor ONNX Runtime.
-        const [{ ModelServer }, { OnnxRuntime }] = await Promise.all([import('../serving/server.js'), import('../serving/runtime/onnx/index.js')]);
+        const [{ ModelServer }, { OnnxRuntime }, { driftSettingsFromConfig }] = await Promise.all([
+          import('../serving/server.js'),
+          import('../serving/runtime/onnx/index.js'),
+          import('../drift/index.js'),
+        ]);
         server = new ModelServer({
           runtime: new OnnxRuntime({ intraOpThreads: Number(o.threads) }),
           source,
@@ -69,6 +73,7 @@ Examples:
           ...(o.name ? { name: o.name } : {}),
           bodyLimit: Number(o.bodyLimit),
           ...(o.injectFault ? { faults: parseFaults(o.injectFault) } : {}),
+          drift: driftSettingsFromConfig(ctx.config.drift),
         });
         const loaded = await server.load(o.model);
         const address = await server.listen(Number(o.port), o.host).catch((err: NodeJS.ErrnoException) => {
@@ -86,6 +91,12 @@ Examples:
         };
         process.once('SIGTERM', () => void stop('SIGTERM'));
         process.once('SIGINT', () => void stop('SIGINT'));
+        if (process.env.AEGIS_EXIT_WITH_PARENT === '1' && !process.stdin.isTTY) {
+          // Started by a control plane: its end of our stdin closes when it exits, however it exits.
+          process.stdin.on('end', () => void stop('parent exited'));
+          process.stdin.on('error', () => void stop('parent exited'));
+          process.stdin.resume();
+        }
       } catch (err) {
         await server?.close().catch(() => undefined);
         await ctx.close();

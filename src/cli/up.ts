@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ControlPlane } from '../control/index.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { AegisConfig } from '../config/index.js';
-import { AegisError, isAegisError } from '../errors.js';
+import { isAegisError } from '../errors.js';
 import { fetchAndVerifyModel } from '../serving/fetch.js';
 import { packageModel } from '../signing/package.js';
 import { PemKeySigner } from '../signing/pem/index.js';
@@ -14,9 +13,8 @@ import { createReadStream } from 'node:fs';
 import { CliContext } from './context.js';
 import { EXAMPLE_MODEL, EXAMPLE_REQUEST } from '../training/example.js';
 import { ensureDevTrust } from './dev-trust.js';
-import { printJson, reportError } from './output.js';
+import { reportError } from './output.js';
 
-const BIN = fileURLToPath(new URL('../../bin/aegis.js', import.meta.url));
 
 /**
  * Makes sure the example model is packaged, pushed and registered, and that
@@ -60,78 +58,73 @@ export async function ensureExampleModel(ctx: CliContext, say: (s: string) => vo
   }
 }
 
-/** Starts `aegis serve` as a child process and resolves when it reports ready. */
-export function startServer(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'serve', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env });
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line) {
-        try {
-          resolve({ child, ready: JSON.parse(line) as Record<string, unknown> });
-        } catch {
-          // partial line
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      process.stderr.write(d);
-    });
-    child.on('exit', (code) => reject(new AegisError('SERVER_START_FAILED', `the model server exited (${code}) before it was ready${err ? `: ${err.trim().split('\n')[0]}` : ''}`, { hint: 'See the message above.' })));
-  });
-}
-
 export function registerUpCommand(program: Command, config: () => AegisConfig): void {
   program
     .command('up')
-    .description('bring up the local platform on embedded defaults: dev keys, registry, the example model, a model server')
-    .option('--port <port>', 'model server port', '8080')
+    .description('bring up the local platform on embedded defaults: dev keys, registry, the example model, its server behind the gateway, the control plane')
+    .option('--port <port>', 'gateway port (where inference requests go)', '8080')
+    .option('--control-port <port>', 'control-plane API port (default: control.port, 8079)')
     .option('--json', 'print a JSON line when ready')
     .addHelpText(
       'after',
       `
 First run: creates ./.aegis/ (PGlite database, file store, a DEV signing key and
 trust policy), packages, signs, pushes and registers the example model, promotes
-it to production, and serves it. Later runs reuse what exists. Ctrl-C stops it.
+it to production. Every run then serves the production version behind the
+gateway (--port), and runs the control plane (--control-port): the rollout
+controller (\`aegis rollout …\` talks to it; active rollouts resume where they
+were) and, if backup.schedule is set, scheduled backups. The control plane
+holds the embedded database while it runs. Ctrl-C stops everything.
 
 Example:
   $ npm start          # = npx aegis up
-  $ curl -s localhost:8080/infer -H 'content-type: application/json' -d @examples/requests/example_multimodal.json`,
+  $ curl -s localhost:8080/infer -H 'content-type: application/json' -d @examples/requests/example_multimodal.json
+  $ aegis rollout start example_multimodal@0.2`,
     )
     .action(async (o) => {
       const say = (s: string) => {
         if (!o.json) process.stdout.write(s + '\n');
       };
       const ctx = new CliContext(config());
-      let child: ChildProcess | undefined;
+      let plane: ControlPlane | undefined;
       try {
         const model = await ensureExampleModel(ctx, say);
-        await ctx.close(); // the embedded database is not held while serving (other commands may use it)
-        say(`starting the model server for ${model.name}@${model.version} …`);
-        const started = await startServer(['--model', model.uri, '--trust', ctx.paths.trust, '--port', String(o.port), '--name', model.name]);
-        child = started.child;
-        const url = String(started.ready.url);
+        const { startControlPlane, controlToken } = await import('../control/index.js');
+        const token = await controlToken(ctx.config.control.token, ctx.paths.controlToken, true);
+        say(`starting ${model.name}@${model.version} behind the gateway, and the control plane …`);
+        plane = await startControlPlane({
+          config: ctx.config,
+          db: await ctx.db(),
+          registry: await ctx.registry(),
+          trustPath: ctx.paths.trust,
+          trust: await ctx.trust({}),
+          cacheDir: ctx.paths.cache,
+          token,
+          serve: [{ model: model.name, port: Number(o.port) }],
+          ...(o.controlPort !== undefined ? { port: Number(o.controlPort) } : {}),
+        });
+        const url = plane.gateways[model.name]!;
         const request = EXAMPLE_REQUEST;
-        if (o.json) printJson({ ready: true, url, model: model.name, version: model.version, request });
+        if (o.json) process.stdout.write(JSON.stringify({ ready: true, url, control: plane.url, model: model.name, version: model.version, request }) + '\n');
         else {
-          say(`\nAegis is up: ${model.name}@${model.version} (verified) on ${url}`);
+          say(`\nAegis is up: ${model.name}@${model.version} (verified) on ${url}; control plane on ${plane.url}`);
           say('Try:');
           say(`  curl -s ${url}/infer -H 'content-type: application/json' -d @${request}`);
           say(`  curl -s ${url}/v2/models/${model.name}`);
           say(`  curl -s ${url}/metrics | grep aegis_`);
+          say(`  npx aegis rollout status ${model.name}`);
           say('Ctrl-C to stop.');
         }
-        const stop = () => child?.kill('SIGTERM');
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-        await new Promise<void>((r) => child!.once('exit', () => r()));
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        });
+        say('stopping …');
+        await plane.close();
+        plane = undefined;
         say('stopped');
       } catch (err) {
-        child?.kill('SIGTERM');
+        await plane?.close().catch(() => undefined);
         process.exitCode = reportError(err, o);
       } finally {
         await ctx.close();

@@ -46,14 +46,18 @@ afterAll(async () => {
 describe('loadConfig', () => {
   it('uses the documented defaults when there is no file and no environment', async () => {
     const cfg = loadConfig({ env: {}, cwd: await folder() });
-    expect(cfg).toEqual({
+    // The feature sections (drift, alerts, tracking, pipeline) have their own defaults tests beside their modules.
+    expect(cfg).toMatchObject({
       home: './.aegis',
       logLevel: 'warn',
       hashing: { workers: Math.max(1, availableParallelism()), chunkBytes: 2 * 1024 * 1024 },
       fetch: { maxEntries: 100_000, maxBytes: 256 * 2 ** 30 },
       signing: { defaultCurve: 'p256', maxBundleBytes: 64 * 1024 * 1024 },
       backup: { keepDaily: 7, keepWeekly: 4 },
+      control: { host: '127.0.0.1', port: 8079 },
     });
+    expect(cfg.databaseUrl).toBeUndefined();
+    expect(cfg.control.token).toBeUndefined();
   });
 
   it('reads ./aegis.config.yaml from cwd; file values override defaults, others keep their default', async () => {

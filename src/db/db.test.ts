@@ -97,7 +97,7 @@ describe('PGlite driver', () => {
 
   it('serializes concurrent migrators: each migration runs once', async () => {
     const results = await Promise.all([migrate(raw), migrate(raw), migrate(raw)]);
-    expect(results.flatMap((r) => r.applied).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
+    expect(results.flatMap((r) => r.applied).map((m) => m.version).sort((a, b) => a - b)).toEqual(MIGRATIONS.map((m) => m.version));
     expect(await currentSchemaVersion(raw)).toBe(LATEST_SCHEMA_VERSION);
   });
 

@@ -109,10 +109,162 @@ CREATE UNIQUE INDEX rollouts_one_active ON rollouts (model) WHERE phase IN ('Pro
 CREATE INDEX rollouts_model ON rollouts (model, id DESC);
 `;
 
+/**
+ * Alertmanager webhook notifications (src/alerts): every delivery is stored
+ * before it is acknowledged (identical bodies share a row and count
+ * `deliveries`; `held_alerts`: some alert in it was held by the cooldown or
+ * the cap, so a re-delivery is decided again); each alert in them once per
+ * (fingerprint, starts_at), the dedup key, with the decision taken about it
+ * (`deliveries` there counts the notifications that carried it, exact
+ * repeats of a body aside); and the retrain triggers those
+ * decisions made, with their state (pending → starting → started →
+ * succeeded | failed), whose count and age enforce the concurrency cap and
+ * the per-model cooldown across every receiver sharing the database.
+ * `starts_at` is Alertmanager's RFC 3339 text as sent (nanoseconds;
+ * timestamptz keeps microseconds), `started_at` the same instant as a time.
+ */
+const V4_ALERTS = `
+CREATE TABLE alert_notifications (
+  id                bigserial PRIMARY KEY,
+  body_sha256       char(64) NOT NULL UNIQUE CHECK (body_sha256 ~ '^[0-9a-f]{64}$'),
+  receiver          text NOT NULL,
+  status            text NOT NULL CHECK (status IN ('firing', 'resolved')),
+  group_key         text NOT NULL,
+  alert_count       integer NOT NULL,
+  payload           jsonb NOT NULL,
+  received_at       timestamptz NOT NULL DEFAULT now(),
+  last_received_at  timestamptz NOT NULL DEFAULT now(),
+  deliveries        integer NOT NULL DEFAULT 1,
+  held_alerts       boolean NOT NULL DEFAULT false
+);
+CREATE INDEX alert_notifications_received ON alert_notifications (received_at DESC);
+
+CREATE TABLE alerts (
+  id                    bigserial PRIMARY KEY,
+  fingerprint           text NOT NULL,
+  fingerprint_derived   boolean NOT NULL,
+  starts_at             text NOT NULL,
+  started_at            timestamptz NOT NULL,
+  ends_at               timestamptz,
+  status                text NOT NULL CHECK (status IN ('firing', 'resolved')),
+  alertname             text NOT NULL,
+  labels                jsonb NOT NULL,
+  annotations           jsonb NOT NULL,
+  model                 text,
+  version               text,
+  dataset_uri           text,
+  decision              text NOT NULL
+                        CHECK (decision IN ('ignored', 'resolved', 'matched', 'triggered', 'cooldown', 'concurrency_limit')),
+  notification_id       bigint NOT NULL REFERENCES alert_notifications (id),
+  last_notification_id  bigint NOT NULL REFERENCES alert_notifications (id),
+  deliveries            integer NOT NULL DEFAULT 1,
+  received_at           timestamptz NOT NULL DEFAULT now(),
+  resolved_at           timestamptz,
+  UNIQUE (fingerprint, starts_at)
+);
+CREATE INDEX alerts_received ON alerts (received_at DESC);
+
+CREATE TABLE retrain_triggers (
+  id               bigserial PRIMARY KEY,
+  alert_id         bigint NOT NULL REFERENCES alerts (id),
+  notification_id  bigint NOT NULL REFERENCES alert_notifications (id),
+  model            text,
+  model_key        text NOT NULL,
+  version          text,
+  dataset_uri      text,
+  state            text NOT NULL CHECK (state IN ('pending', 'starting', 'started', 'succeeded', 'failed')),
+  run_id           text,
+  attempts         integer NOT NULL DEFAULT 0,
+  last_error       text,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  updated_at       timestamptz NOT NULL DEFAULT now(),
+  claimed_at       timestamptz,
+  started_at       timestamptz,
+  finished_at      timestamptz
+);
+CREATE INDEX retrain_triggers_model ON retrain_triggers (model_key, created_at DESC);
+CREATE INDEX retrain_triggers_active ON retrain_triggers (state) WHERE state IN ('pending', 'starting', 'started');
+CREATE INDEX retrain_triggers_run ON retrain_triggers (run_id) WHERE run_id IS NOT NULL;
+`;
+
+/**
+ * The durable retraining pipeline (src/pipeline, docs/retrain-on-drift.md): one
+ * row per run (`request_id` is the idempotency key of whoever asked for it: the
+ * alert trigger's `alert-trigger-<id>`, or a manual request), one row per step
+ * with its state, attempts, capped logs and outputs (what later steps read),
+ * and the metric points of runs tracked in the database (no MLflow). `uid` is
+ * the run's globally unique id (the tracking runs' idempotency key); `owner` +
+ * `lease_until` say which process is executing the run, so a process killed
+ * mid-run is taken over once its lease lapses.
+ */
+const V5_PIPELINE = `
+CREATE TABLE pipeline_runs (
+  id                bigserial PRIMARY KEY,
+  uid               text NOT NULL UNIQUE DEFAULT gen_random_uuid()::text,
+  request_id        text NOT NULL UNIQUE,
+  source            text NOT NULL CHECK (source IN ('alert', 'manual')),
+  executor          text NOT NULL DEFAULT 'local' CHECK (executor IN ('local', 'external')),
+  request           jsonb NOT NULL,
+  model             text,
+  version           text,
+  parent_version    text,
+  dataset_uri       text,
+  alert_id          bigint,
+  trigger_id        bigint,
+  state             text NOT NULL DEFAULT 'queued'
+                    CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'rejected', 'cancelled')),
+  attempts          integer NOT NULL DEFAULT 1,
+  error             text,
+  error_code        text,
+  outputs           jsonb NOT NULL DEFAULT '{}',
+  tracking_kind     text,
+  tracking_run_id   text,
+  tracking          jsonb NOT NULL DEFAULT '{}',
+  cancel_requested  boolean NOT NULL DEFAULT false,
+  owner             text,
+  lease_until       timestamptz,
+  created_by        text NOT NULL,
+  created_at        timestamptz NOT NULL DEFAULT now(),
+  updated_at        timestamptz NOT NULL DEFAULT now(),
+  started_at        timestamptz,
+  finished_at       timestamptz
+);
+CREATE INDEX pipeline_runs_open ON pipeline_runs (id) WHERE state IN ('queued', 'running');
+CREATE INDEX pipeline_runs_model ON pipeline_runs (model, id DESC);
+
+CREATE TABLE pipeline_steps (
+  run_id       bigint NOT NULL REFERENCES pipeline_runs (id) ON DELETE CASCADE,
+  name         text NOT NULL,
+  position     integer NOT NULL,
+  state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'skipped')),
+  attempts     integer NOT NULL DEFAULT 0,
+  logs         text NOT NULL DEFAULT '',
+  outputs      jsonb NOT NULL DEFAULT '{}',
+  error        text,
+  error_code   text,
+  started_at   timestamptz,
+  finished_at  timestamptz,
+  updated_at   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, name),
+  UNIQUE (run_id, position)
+);
+
+CREATE TABLE pipeline_metrics (
+  run_id  bigint NOT NULL REFERENCES pipeline_runs (id) ON DELETE CASCADE,
+  key     text NOT NULL,
+  step    bigint NOT NULL,
+  ts      bigint NOT NULL,
+  value   double precision NOT NULL,
+  PRIMARY KEY (run_id, key, step, ts)
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: 'registry', sql: V1_REGISTRY },
   { version: 2, name: 'backup_runs', sql: V2_BACKUP_RUNS },
   { version: 3, name: 'rollouts', sql: V3_ROLLOUTS },
+  { version: 4, name: 'alerts', sql: V4_ALERTS },
+  { version: 5, name: 'pipeline', sql: V5_PIPELINE },
 ]);
 
 export const LATEST_SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;

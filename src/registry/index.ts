@@ -213,6 +213,18 @@ export class Registry {
     });
   }
 
+  /**
+   * Records an event about a model or version that another module owns (e.g.
+   * `rollout.start`, `rollout.abort`) in the same append-only audit log, so
+   * `aegis model history` shows the whole story.
+   */
+  async recordEvent(actor: string, action: string, name: string, version: string | undefined, details: Record<string, unknown>): Promise<void> {
+    checkName(name);
+    if (version !== undefined) checkVersion(version);
+    checkText(actor, 'actor', 'Pass who acted (a user or service name).');
+    await writeAudit(this.#db, actor, action, subjectOf(name, version), details);
+  }
+
   /** Audit entries matching `filter`, newest first. */
   async audit(filter: AuditFilter = {}): Promise<AuditEntry[]> {
     const where: string[] = [];

@@ -85,6 +85,15 @@ describe('parsing', () => {
     expect(m!.provider).toMatchObject({ address: 'http://a:9090' });
   });
 
+  it('fills model, version and stable-version from the rollout when the template leaves them open; other open args stay an error', () => {
+    const tpl = `  - name: t\n    args: [{name: model}, {name: version}, {name: stable-version}]\n    metrics:\n      - name: m\n        successCondition: "result[0] < 0.05"\n        provider: {prometheus: {address: "http://p:9090", query: 'x{model="{{args.model}}",version="{{args.version}}",stable="{{args.stable-version}}"}'}}`;
+    const s = parseRolloutSpec(spec('    steps:\n      - analysis:\n          templates: [{templateName: t}]', tpl));
+    const [m] = resolveAnalysis(s, s.strategy.canary.steps[0]!.analysis!, 'analysis', { model: 'fraud', version: '1.3', 'stable-version': '1.2' });
+    expect(m!.provider).toMatchObject({ query: 'x{model="fraud",version="1.3",stable="1.2"}' });
+    const open = `  - name: t\n    args: [{name: threshold}]\n    metrics:\n      - name: m\n        successCondition: "result[0] < {{args.threshold}}"\n        provider: {prometheus: {address: "http://p:9090", query: up}}`;
+    expect(() => parseRolloutSpec(spec('    steps:\n      - analysis:\n          templates: [{templateName: t}]', open))).toThrow(/argument "threshold" .* has no value/);
+  });
+
   it('refuses an ad-hoc reference to a template that does not exist, naming it', () => {
     expect(() => resolveAnalysis(DEFAULT_ROLLOUT_SPEC, { templates: [{ templateName: 'nope' }], args: [], dryRun: [] })).toThrow(
       /cannot resolve analysis: analysis\.templates\[0\]\.templateName: no analysis template named "nope" \(defined: canary-health\)/,

@@ -216,7 +216,7 @@ export const rolloutSpecSchema = z
       if (s.analysis) refs.push({ ref: s.analysis, path: ['strategy', 'canary', 'steps', i, 'analysis'] });
     });
     for (const { ref, path } of refs) {
-      const r = resolve(spec as RolloutSpec, ref, path);
+      const r = resolve(spec as RolloutSpec, ref, path, RUNTIME_ARG_PLACEHOLDERS);
       if ('issue' in r) ctx.addIssue({ code: 'custom', continue: false, path: r.issue.path, message: r.issue.message });
     }
   });
@@ -315,8 +315,8 @@ export function pauseMs(step: CanaryStep): number | undefined {
  * one left without a value is an error, as Argo's MergeArgs says), and dryRun
  * rules of the templates and the ref applied.
  */
-export function resolveAnalysis(spec: RolloutSpec, ref: AnalysisRef, field = 'analysis'): ResolvedMetric[] {
-  const r = resolve(spec, ref, [field]);
+export function resolveAnalysis(spec: RolloutSpec, ref: AnalysisRef, field = 'analysis', runtime: RuntimeArgs = RUNTIME_ARG_PLACEHOLDERS): ResolvedMetric[] {
+  const r = resolve(spec, ref, [field], runtime);
   if ('issue' in r) {
     const where = fieldPath(r.issue.path);
     throw new AegisError('ROLLOUT_SPEC_INVALID', `cannot resolve ${field}: ${where}: ${r.issue.message}`, {
@@ -329,7 +329,19 @@ export function resolveAnalysis(spec: RolloutSpec, ref: AnalysisRef, field = 'an
 
 type Issue = { path: (string | number)[]; message: string };
 
-function resolve(spec: RolloutSpec, ref: AnalysisRef, refPath: (string | number)[]): { metrics: ResolvedMetric[] } | { issue: Issue } {
+/**
+ * Arguments the controller fills in when a template declares them without a
+ * value and the ref passes none (as Argo's `valueFrom` fills the pod template
+ * hashes): `model`, `version` (the canary's) and `stable-version`. So a
+ * Prometheus query can select exactly the canary:
+ * `aegis:inference_error_ratio:rate1m{model="{{args.model}}",version="{{args.version}}",track="canary"}`.
+ */
+export const RUNTIME_ARGS = ['model', 'version', 'stable-version'] as const;
+export type RuntimeArgs = Readonly<Record<(typeof RUNTIME_ARGS)[number], string>>;
+/** What validation substitutes (the real values are known when a rollout starts). */
+const RUNTIME_ARG_PLACEHOLDERS: RuntimeArgs = { model: 'model', version: '0.0.0', 'stable-version': '0.0.0' };
+
+function resolve(spec: RolloutSpec, ref: AnalysisRef, refPath: (string | number)[], runtime: RuntimeArgs): { metrics: ResolvedMetric[] } | { issue: Issue } {
   const templates: Array<{ t: AnalysisTemplateSpec; index: number }> = [];
   for (const [i, tr] of ref.templates.entries()) {
     const index = spec.analysisTemplates.findIndex((t) => t.name === tr.templateName);
@@ -357,6 +369,7 @@ function resolve(spec: RolloutSpec, ref: AnalysisRef, refPath: (string | number)
   }
   for (const a of ref.args) args.set(a.name, a.value ?? args.get(a.name));
   // Argo MergeArgs → ResolveArgs: every template argument needs a value once the ref's args are merged in.
+  for (const name of RUNTIME_ARGS) if (args.has(name) && args.get(name) === undefined) args.set(name, runtime[name]);
   for (const [name, value] of args) {
     if (value === undefined) {
       return { issue: { path: [...refPath, 'args'], message: `argument ${JSON.stringify(name)} of ${templates.map(({ t }) => t.name).join(', ')} has no value: pass it as { name: ${name}, value: … }` } };

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ModelManifest } from '../artifact/manifest.js';
+import { DriftMonitor, loadReference, type DriftReport, type DriftSettings } from '../drift/index.js';
 import { AegisError, isAegisError } from '../errors.js';
 import { childLogger } from '../log.js';
 import type { FetchedModel } from './fetch.js';
@@ -31,6 +32,12 @@ export interface ModelServerOptions {
   faults?: FaultInjection;
   /** Deterministic fault decisions for tests. */
   random?: () => number;
+  /**
+   * Drift monitor (src/drift, docs/drift.md): on by default for models whose
+   * manifest names a reference profile (labels.profile); settings override
+   * the defaults; false turns it off.
+   */
+  drift?: Partial<DriftSettings> | false;
 }
 
 interface Slot {
@@ -42,6 +49,12 @@ interface Slot {
   source: string;
   inflight: number;
   retired: boolean;
+  /** Watches this version's inputs for drift (absent: no profile, drift off, or driftError). */
+  drift?: DriftMonitor;
+  /** Why this version has no drift monitor although drift is on. */
+  driftError?: string;
+  /** Feature labels this version published on aegis_model_drift_score. */
+  driftFeatures: Set<string>;
 }
 
 export interface LoadResult {
@@ -140,13 +153,17 @@ export class ModelServer {
           hint: 'The model does not run on inputs of the declared shapes; check inputs in aegis.yaml.',
         });
       });
+      const drift = await this.#driftMonitor(fetched.dir, manifest);
       const previous = this.#slot;
-      this.#slot = { model, manifest, fetched, inputs, outputs: specs(manifest.outputs), source, inflight: 0, retired: false };
+      this.#slot = { model, manifest, fetched, inputs, outputs: specs(manifest.outputs), source, inflight: 0, retired: false, ...drift, driftFeatures: new Set() };
       if (previous) {
         previous.retired = true;
         if (previous.inflight === 0) void previous.model.close();
         this.metrics.info.remove(this.servedName(previous), previous.manifest.version, previous.fetched.archiveSha256, previous.fetched.archiveSigner.trustedId ?? previous.fetched.archiveSigner.keyHint);
+        this.#retireDrift(previous);
       }
+      const slot = this.#slot;
+      slot.drift?.start((r) => this.#publishDrift(slot, r));
       this.metrics.info.set({ model: this.servedName(this.#slot), version: manifest.version, digest: fetched.archiveSha256, signer: fetched.archiveSigner.trustedId ?? fetched.archiveSigner.keyHint }, 1);
       this.metrics.loads.inc({ outcome: 'success' });
       log().info({ event: 'model_loaded', name: manifest.name, version: manifest.version, sha256: fetched.archiveSha256, previous: previous?.manifest.version, ms: Date.now() - started }, 'model loaded');
@@ -163,6 +180,53 @@ export class ModelServer {
       log().warn({ event: 'model_load_failed', source, code: isAegisError(err) ? err.code : 'INTERNAL', reason: (err as Error).message, keepsServing: this.#slot?.manifest.version }, 'model load refused; the current version keeps serving');
       throw err;
     }
+  }
+
+  /** The drift monitor of a version being loaded; a bad profile or setting leaves the model serving without one (and says why). */
+  async #driftMonitor(dir: string, manifest: ModelManifest): Promise<{ drift?: DriftMonitor; driftError?: string }> {
+    if (this.#o.drift === false) return {};
+    const model = { name: this.#o.name ?? manifest.name, version: manifest.version };
+    try {
+      const reference = await loadReference(dir, manifest);
+      if (!reference) return {};
+      return { drift: new DriftMonitor({ reference, model, settings: this.#o.drift ?? {} }) };
+    } catch (err) {
+      const reason = (err as Error).message;
+      log().warn({ event: 'drift_monitor_unavailable', name: model.name, version: model.version, code: isAegisError(err) ? err.code : 'INTERNAL', reason }, 'drift is not monitored for this version');
+      return { driftError: reason };
+    }
+  }
+
+  /** Exports a drift report on the gauges (only the current version's). */
+  #publishDrift(slot: Slot, r: DriftReport): void {
+    if (slot.retired) return;
+    const labels = { model: r.model, version: r.version };
+    const m = this.metrics;
+    m.driftWindowRows.set(labels, r.window.rows);
+    m.driftDataset.set({ ...labels, dataset_uri: r.datasetUri, reference_dataset_uri: r.reference.datasetUri }, 1);
+    if (r.status !== 'ok' || r.drift === null) return;
+    m.driftDetected.set(labels, r.drift ? 1 : 0);
+    m.driftShare.set(labels, r.share?.value ?? 0);
+    const scores: [string, number][] = [...r.features.map((f): [string, number] => [f.name, f.score]), ...r.multivariate.map((v): [string, number] => [v.input, v.score])];
+    if (r.prediction) scores.push([r.prediction.name, r.prediction.score]);
+    for (const [feature, score] of scores) {
+      // +Inf is a valid sample (an unseen category); NaN too, but says nothing
+      m.driftScore.set({ ...labels, feature }, score);
+      slot.driftFeatures.add(feature);
+    }
+  }
+
+  #retireDrift(slot: Slot): void {
+    slot.drift?.stop();
+    if (!slot.drift) return;
+    const labels = { model: slot.drift.model.name, version: slot.drift.model.version };
+    const m = this.metrics;
+    m.driftDetected.remove(labels);
+    m.driftShare.remove(labels);
+    m.driftWindowRows.remove(labels);
+    const last = slot.drift.lastReport;
+    if (last) m.driftDataset.remove({ ...labels, dataset_uri: last.datasetUri, reference_dataset_uri: last.reference.datasetUri });
+    for (const feature of slot.driftFeatures) m.driftScore.remove({ ...labels, feature });
   }
 
   /** Pins a slot for one request: it is not released (closed) until every request holding it is done. */
@@ -282,6 +346,7 @@ export class ModelServer {
         await this.#faults();
         const result = await slot.model.run(inputs, wanted);
         observe(slot, 200, started);
+        slot.drift?.observe(inputs, result);
         return {
           model_name: this.servedName(slot),
           model_version: slot.manifest.version,
@@ -312,6 +377,7 @@ export class ModelServer {
         await this.#faults();
         const result = await slot.model.run(inputs);
         observe(slot, 200, started);
+        slot.drift?.observe(inputs, result);
         const outputs: Record<string, unknown> = {};
         for (const [name, t] of Object.entries(result)) outputs[name] = nested(t);
         return { model_name: this.servedName(slot), model_version: slot.manifest.version, outputs };
@@ -322,6 +388,25 @@ export class ModelServer {
         this.#release(slot);
       }
     });
+
+    // Drift report of the version being served (src/drift): tests rerun when new rows arrived since the last run.
+    const driftReport = async (req: FastifyRequest<{ Params: { name: string; version?: string } }>, reply: FastifyReply) => {
+      const s = this.#slotFor(req.params.name, req.params.version);
+      const id = `${this.servedName(s)}@${s.manifest.version}`;
+      if (!s.drift) {
+        const why = s.driftError
+          ? { status: 503, error: `drift is not monitored for ${id}: ${s.driftError}`, hint: 'Fix the reference profile or the drift settings (see the server log and docs/drift.md), then load the model again.' }
+          : this.#o.drift === false
+            ? { status: 404, error: `drift monitoring is turned off on this server`, hint: 'Enable it (drift.enabled: true, AEGIS_DRIFT_ENABLED=true) and restart the server.' }
+            : { status: 404, error: `${id} has no reference profile (labels.profile in aegis.yaml), so its inputs are not watched for drift`, hint: 'Train with `aegis train` (it writes profile.json and labels.profile), then package and sign the model again.' };
+        return send(reply, why.status, { error: why.error, code: 'DRIFT_UNAVAILABLE', hint: why.hint });
+      }
+      const r = await s.drift.evaluate();
+      this.#publishDrift(s, r);
+      return r;
+    };
+    app.get('/v2/models/:name/drift', driftReport);
+    app.get('/v2/models/:name/versions/:version/drift', driftReport);
 
     // Repository extension: index and hot swap
     const index = async () => (this.#slot ? [{ name: this.servedName(this.#slot), version: this.#slot.manifest.version, state: 'READY' }] : []);
@@ -358,6 +443,7 @@ export class ModelServer {
     }
     await this.#swapChain;
     const slot = this.#slot;
+    slot?.drift?.stop();
     if (slot) {
       // Requests still holding the slot finish first (inject-based callers are not tracked by app.close).
       while (slot.inflight > 0) await new Promise((r) => setTimeout(r, 5));

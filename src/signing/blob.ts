@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { AegisError } from '../errors.js';
+import { digestVerifier } from './digest-verify.js';
 import { curveInfo, keyHint } from './keys.js';
 import { assertUsable, type TrustAnchor } from './trust.js';
 
@@ -21,11 +22,6 @@ function jwkBytes(v: string | undefined): Uint8Array {
   return new Uint8Array(Buffer.from(v ?? '', 'base64url'));
 }
 
-function publicPoint(key: KeyObject): Uint8Array {
-  const jwk = key.export({ format: 'jwk' });
-  return new Uint8Array(Buffer.concat([Buffer.from([4]), Buffer.from(jwkBytes(jwk.x)), Buffer.from(jwkBytes(jwk.y))]));
-}
-
 /** Deterministic ECDSA (RFC 6979) over a digest; DER-encoded. */
 export function signDigest(digest: Buffer, privateKey: KeyObject): Buffer {
   const curve = curveImpl(privateKey);
@@ -34,16 +30,14 @@ export function signDigest(digest: Buffer, privateKey: KeyObject): Buffer {
   return Buffer.from(sig);
 }
 
+/**
+ * Whether `signature` (DER ECDSA) is `publicKey`'s over `digest`. High-S
+ * signatures are accepted, as by cosign and OpenSSL. See digest-verify.ts for
+ * why this is @noble/curves rather than node:crypto, and how the per-key
+ * cost is kept down.
+ */
 export function verifyDigest(digest: Buffer, signature: Buffer, publicKey: KeyObject): boolean {
-  try {
-    return curveImpl(publicKey).verify(new Uint8Array(signature), new Uint8Array(digest), publicPoint(publicKey), {
-      prehash: false,
-      format: 'der',
-      lowS: false,
-    });
-  } catch {
-    return false;
-  }
+  return digestVerifier(publicKey)(digest, signature);
 }
 
 /** Reads a `.sig` file's content: base64 (cosign) or raw DER. */
@@ -68,24 +62,58 @@ export interface BlobSigner {
  * one that verifies must be usable now (not revoked or expired).
  */
 export function verifyBlobSignature(digest: Buffer, signature: Buffer, trust: TrustAnchor, now: Date, what: string): BlobSigner {
+  const keys = blobKeys(trust);
+  return blobSigner(trust, keys.findIndex((k) => verifyDigest(digest, signature, k)), now, what);
+}
+
+/**
+ * The keys a blob signature is tried against, in order (blob-pool.ts tries
+ * the same list on worker threads). Throws for an anchor that cannot check a
+ * blob signature (a CA chain).
+ */
+export function blobKeys(trust: TrustAnchor): KeyObject[] {
+  if (trust.kind === 'publicKey') return [trust.key];
+  if (trust.kind === 'certificates') throw noBlobKeys();
+  return trust.policy.keys.map((k) => k.key);
+}
+
+function noBlobKeys(): AegisError {
+  return new AegisError('BUNDLE_METHOD_MISMATCH', 'archive signatures are checked with a public key or a trust policy, not a CA chain', {
+    hint: 'Pass --public-key KEY.pem or --trust TRUST.yaml.',
+  });
+}
+
+/**
+ * The outcome of a blob signature check once `index`, the first key of
+ * `blobKeys(trust)` that verified it (-1: none), is known: the signer, or
+ * ARCHIVE_SIGNATURE_INVALID, or why the key that signed may not be used now.
+ */
+export function blobSigner(trust: TrustAnchor, index: number, now: Date, what: string): BlobSigner {
+  if (trust.kind === 'certificates') throw noBlobKeys();
   if (trust.kind === 'publicKey') {
-    if (verifyDigest(digest, signature, trust.key)) return { keyHint: keyHint(trust.key) };
+    if (index === 0) return { keyHint: hintOf(trust.key) };
     throw new AegisError('ARCHIVE_SIGNATURE_INVALID', `the signature of ${what} does not verify with ${trust.source}`, {
       hint: 'The archive was altered or signed with another key: do not use it. Check the public key, or fetch the archive again.',
     });
   }
-  if (trust.kind === 'certificates') {
-    throw new AegisError('BUNDLE_METHOD_MISMATCH', 'archive signatures are checked with a public key or a trust policy, not a CA chain', {
-      hint: 'Pass --public-key KEY.pem or --trust TRUST.yaml.',
+  const k = index >= 0 ? trust.policy.keys[index] : undefined;
+  if (!k) {
+    throw new AegisError('ARCHIVE_SIGNATURE_INVALID', `the signature of ${what} verifies with none of the keys in ${trust.policy.path}`, {
+      hint: 'The archive was altered or signed by an untrusted key: do not use it.',
     });
   }
-  for (const k of trust.policy.keys) {
-    if (!verifyDigest(digest, signature, k.key)) continue;
-    const revoked = trust.policy.keys.find((e) => e.hint === k.hint && e.revoked);
-    assertUsable(revoked ?? k, 'signing key', now);
-    return { keyHint: k.hint, trustedId: k.id };
+  const revoked = trust.policy.keys.find((e) => e.hint === k.hint && e.revoked);
+  assertUsable(revoked ?? k, 'signing key', now);
+  return { keyHint: k.hint, trustedId: k.id };
+}
+
+/** keyHint hashes the key's PEM: once per key, not once per signature checked. */
+const hints = new WeakMap<KeyObject, string>();
+function hintOf(key: KeyObject): string {
+  let h = hints.get(key);
+  if (h === undefined) {
+    h = keyHint(key);
+    hints.set(key, h);
   }
-  throw new AegisError('ARCHIVE_SIGNATURE_INVALID', `the signature of ${what} verifies with none of the keys in ${trust.policy.path}`, {
-    hint: 'The archive was altered or signed by an untrusted key: do not use it.',
-  });
+  return h;
 }

@@ -32,6 +32,20 @@
  *   "histogram": { "edges": [11 numbers], "counts": [10 integers] }
  * }
  *
+ * Since profile format 2 (still apiVersion aegis.dev/v1; readers of the
+ * first format keep working, they ignore the new fields) each feature also
+ * says what the drift monitor (src/drift) needs to test it:
+ *   "kind": "numeric" | "categorical",
+ *   numeric:     "sketch": [101 numbers]       // quantiles at levels 0, 0.01, …, 1 (min … max): a
+ *                                             // piecewise-linear CDF within 0.01 of the training one
+ *   categorical: "categories": { "values": [v…], "counts": [c…] }   // exact frequencies, values ascending
+ * A feature is categorical when it takes at most 20 distinct values in the
+ * training split (bag-of-words counts, flags, codes), numeric otherwise.
+ * An input whose per-example shape has one dimension of 2 to 64 elements
+ * (an embedding-like vector, e.g. `text`) also gets
+ *   "multivariate": { "mean": [d numbers], "covariance": [[d numbers] × d] }   // population covariance
+ * for the drift monitor's multivariate check.
+ *
  * Histogram bins are equal-width between the training min and max: bin i
  * holds edges[i] ≤ x < edges[i+1], the last bin also holds x = max; live
  * values outside [edges[0], edges[10]] are out of the training range. A
@@ -45,6 +59,12 @@ import type { FeatureSpec } from './dataset.js';
 export const PROFILE_FILE = 'profile.json';
 export const PROFILE_QUANTILES = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99];
 export const HISTOGRAM_BINS = 10;
+/** A numeric feature's sketch holds its quantiles at levels i/SKETCH_INTERVALS, i = 0…SKETCH_INTERVALS. */
+export const SKETCH_INTERVALS = 100;
+/** At most this many distinct training values: the feature is categorical (a frequency table). */
+export const MAX_CATEGORIES = 20;
+/** 1-D inputs with 2…this many elements get a mean/covariance summary. */
+export const MULTIVARIATE_MAX_DIMS = 64;
 
 export interface Stats {
   count: number;
@@ -56,7 +76,16 @@ export interface Stats {
   histogram: { edges: number[]; counts: number[] };
 }
 
-export interface FeatureStats extends Stats {
+/** What the drift monitor tests a feature with (absent in format-1 profiles). */
+export interface FeatureDistribution {
+  kind: 'numeric' | 'categorical';
+  /** numeric: quantiles at levels 0, 1/K, …, 1 (K = SKETCH_INTERVALS). */
+  sketch?: number[];
+  /** categorical: exact frequencies, values ascending. */
+  categories?: { values: number[]; counts: number[] };
+}
+
+export interface FeatureStats extends Stats, Partial<FeatureDistribution> {
   index: number;
   name: string;
 }
@@ -67,6 +96,8 @@ export interface InputProfile {
   shape: number[];
   summary: Stats;
   features: FeatureStats[];
+  /** Embedding-like 1-D inputs: mean and population covariance of the vector. */
+  multivariate?: { mean: number[]; covariance: number[][] };
 }
 
 export interface ReferenceProfile {
@@ -121,6 +152,40 @@ export function computeStats(values: ArrayLike<number>): Stats {
   };
 }
 
+/**
+ * Kind, and the sketch or frequency table, of a feature's values (sorted
+ * ascending, as computeStats leaves them in `sorted`).
+ */
+export function describeDistribution(sorted: Float64Array): FeatureDistribution {
+  const n = sorted.length;
+  const values: number[] = [];
+  const counts: number[] = [];
+  for (let i = 0; i < n && values.length <= MAX_CATEGORIES; ) {
+    let j = i;
+    while (j < n && sorted[j] === sorted[i]) j++;
+    values.push(sorted[i]!);
+    counts.push(j - i);
+    i = j;
+  }
+  if (n > 0 && values.length <= MAX_CATEGORIES) return { kind: 'categorical', categories: { values: values.map(sig), counts } };
+  return { kind: 'numeric', sketch: Array.from({ length: SKETCH_INTERVALS + 1 }, (_, i) => sig(quantile(sorted, i / SKETCH_INTERVALS))) };
+}
+
+/** Mean and population covariance of a rows × d block (row-major). */
+export function meanCovariance(data: Float32Array, rows: number, d: number): { mean: number[]; covariance: number[][] } {
+  const mean = new Float64Array(d);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < d; j++) mean[j]! += data[r * d + j]!;
+  for (let j = 0; j < d; j++) mean[j]! /= rows;
+  const cov = new Float64Array(d * d);
+  const x = new Float64Array(d);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < d; j++) x[j] = data[r * d + j]! - mean[j]!;
+    for (let a = 0; a < d; a++) for (let b = 0; b <= a; b++) cov[a * d + b]! += x[a]! * x[b]!;
+  }
+  const covariance = Array.from({ length: d }, (_, a) => Array.from({ length: d }, (_, b) => sig((a >= b ? cov[a * d + b]! : cov[b * d + a]!) / rows)));
+  return { mean: Array.from(mean, sig), covariance };
+}
+
 function elementName(f: FeatureSpec, index: number): string {
   if (f.elementNames) return `${f.name}[${f.elementNames[index]}]`;
   const idx: number[] = [];
@@ -148,9 +213,12 @@ export function buildProfile(o: {
     const features: FeatureStats[] = [];
     for (let j = 0; j < size; j++) {
       for (let r = 0; r < o.rows; r++) column[r] = data[r * size + j]!;
-      features.push({ index: j, name: elementName(f, j), ...computeStats(column) });
+      const sorted = Float64Array.from(column).sort();
+      features.push({ index: j, name: elementName(f, j), ...computeStats(sorted), ...describeDistribution(sorted) });
     }
-    return { name: f.name, dtype: f.dtype, shape: [-1, ...f.shape], summary: computeStats(data), features };
+    const input: InputProfile = { name: f.name, dtype: f.dtype, shape: [-1, ...f.shape], summary: computeStats(data), features };
+    if (f.shape.length === 1 && size >= 2 && size <= MULTIVARIATE_MAX_DIMS && o.rows > 1) input.multivariate = meanCovariance(data, o.rows, size);
+    return input;
   });
   const profile: ReferenceProfile = {
     apiVersion: 'aegis.dev/v1',

@@ -3,7 +3,7 @@ import { childLogger } from '../../log.js';
 import { newAnalysisRun, rolloutAction, terminateRun, type AnalysisRunState } from '../analysis/judge.js';
 import { runAnalysisStep, type Measurer } from '../analysis/measure.js';
 import { MetricProviders } from '../providers/index.js';
-import { DEFAULT_ROLLOUT_SPEC, pauseMs, resolveAnalysis, type AnalysisRef, type ResolvedMetric, type RolloutSpec } from '../spec.js';
+import { DEFAULT_ROLLOUT_SPEC, pauseMs, resolveAnalysis, type AnalysisRef, type ResolvedMetric, type RolloutSpec, type RuntimeArgs } from '../spec.js';
 import { EVENT_LIMIT, type RolloutRecord, type RolloutState, type RolloutStore, type RolloutTarget, type StageRecorder } from './types.js';
 
 export * from './types.js';
@@ -320,11 +320,11 @@ export class RolloutController {
     })();
   }
 
-  #metricsOf(spec: RolloutSpec, ref: AnalysisRef | undefined, field: string, cache?: Map<string, ResolvedMetric[]>): ResolvedMetric[] {
+  #metricsOf(spec: RolloutSpec, ref: AnalysisRef | undefined, field: string, cache?: Map<string, ResolvedMetric[]>, runtime?: RuntimeArgs): ResolvedMetric[] {
     if (!ref) return [];
     const hit = cache?.get(field);
     if (hit) return hit;
-    const metrics = resolveAnalysis(spec, ref, field);
+    const metrics = resolveAnalysis(spec, ref, field, runtime);
     cache?.set(field, metrics);
     return metrics;
   }
@@ -385,7 +385,7 @@ export class RolloutController {
     }
 
     let bgNext: number | undefined;
-    const bgMetrics = this.#metricsOf(r.spec, canary.analysis, 'strategy.canary.analysis', run.metricsCache);
+    const bgMetrics = this.#metricsOf(r.spec, canary.analysis, 'strategy.canary.analysis', run.metricsCache, runtimeArgs(run.record));
     if (canary.analysis && st.stepIndex >= (canary.analysis.startingStep ?? 0) && !st.promoteFull) {
       if (!st.background) {
         st.background = newAnalysisRun(this.#now());
@@ -453,7 +453,7 @@ export class RolloutController {
         continue;
       }
       if (step.analysis) {
-        const metrics = this.#metricsOf(r.spec, step.analysis, `strategy.canary.steps[${i}].analysis`, run.metricsCache);
+        const metrics = this.#metricsOf(r.spec, step.analysis, `strategy.canary.steps[${i}].analysis`, run.metricsCache, runtimeArgs(run.record));
         if (!st.stepAnalysis || st.stepAnalysis.step !== i) {
           st.stepAnalysis = { step: i, run: newAnalysisRun(this.#now()) };
           this.#event(r, 'AnalysisStarted', `step ${i}: analysis (${metrics.map((m) => m.name).join(', ')})`);
@@ -496,7 +496,7 @@ export class RolloutController {
     await this.#o.target.setWeight(r.model, 0).catch((err: Error) => log().error({ event: 'abort_weight_failed', model: r.model, err: err.message }, 'could not set the canary weight to 0'));
     st.weight = 0;
     st.abort = { at: this.#now(), by, reason };
-    if (st.background && st.background.phase === 'Running') st.background = terminateRun(st.background, this.#metricsOf(r.spec, r.spec.strategy.canary.analysis, 'strategy.canary.analysis', run.metricsCache));
+    if (st.background && st.background.phase === 'Running') st.background = terminateRun(st.background, this.#metricsOf(r.spec, r.spec.strategy.canary.analysis, 'strategy.canary.analysis', run.metricsCache, runtimeArgs(run.record)));
     delete st.pause;
     r.phase = 'Degraded';
     r.message = `aborted: ${reason}`;
@@ -523,4 +523,9 @@ function min(a: number | undefined, b: number | undefined): number | undefined {
   if (a === undefined) return b;
   if (b === undefined) return a;
   return Math.min(a, b);
+}
+
+/** The values of the runtime arguments (RUNTIME_ARGS) for a rollout. */
+function runtimeArgs(r: RolloutRecord): RuntimeArgs {
+  return { model: r.model, version: r.version, 'stable-version': r.stableVersion ?? '' };
 }

@@ -108,6 +108,25 @@ describe('Gateway', () => {
     expect(g.weight).toBe(0);
   });
 
+  it('promotes onto a replacement stable server: the next requests go there, requests in flight finish, drained() waits for them', async () => {
+    const slowCanary = await upstream('canary', { delayMs: 150 });
+    const { g, url } = await gateway(await upstream('stable'), slowCanary);
+    g.setWeight(100);
+    const inFlight = infer(url); // on the slow canary
+    await new Promise((r) => setTimeout(r, 30));
+    g.promoteCanary({ url: await upstream('replacement'), version: '2' });
+    const drained = g.drained(slowCanary).then(() => 'drained');
+    expect(await Promise.race([drained, new Promise((r) => setTimeout(() => r('waiting'), 50))])).toBe('waiting');
+    const next = await infer(url);
+    expect(await next.json()).toEqual({ served_by: 'replacement' });
+    expect(next.headers.get('x-aegis-track')).toBe('stable');
+    const first = await inFlight;
+    expect(first.status).toBe(200);
+    expect(await first.json()).toEqual({ served_by: 'canary' });
+    expect(await drained).toBe('drained');
+    expect(g.weight).toBe(0);
+  });
+
   it('passes upstream errors through with their status, counted by track', async () => {
     const { g, url } = await gateway(await upstream('stable'), await upstream('canary', { status: 500 }));
     g.setWeight(100);

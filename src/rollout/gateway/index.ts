@@ -91,19 +91,36 @@ export class Gateway {
     if (old) void this.#retire(old);
   }
 
-  /** Makes the canary the new stable (promotion); the old stable is drained and released. */
-  promoteCanary(): void {
+  /**
+   * Promotion: the canary's version becomes the stable. With `replacement`
+   * (a server of the canary's version started as the stable track, so its
+   * own metrics say track="stable"), stable traffic moves there and the old
+   * stable and the canary are both drained and released; without it, the
+   * canary server itself becomes the stable. One synchronous switch: the
+   * next request goes to the new stable.
+   */
+  promoteCanary(replacement?: Upstream): void {
     if (!this.#canary) return;
     const old = this.#stable;
-    this.#stable = this.#canary;
+    const canary = this.#canary;
+    this.#stable = replacement ? this.#state(replacement) : canary;
     this.#canary = undefined;
     this.split.setWeight(0);
     void this.#retire(old);
+    if (replacement) void this.#retire(canary);
   }
 
+  /** Upstreams taken out of service whose in-flight requests are still finishing. */
+  readonly #retiring = new Set<UpstreamState>();
+
   async #retire(s: UpstreamState): Promise<void> {
-    while (s.inflight > 0) await new Promise((r) => setTimeout(r, 10));
-    await s.pool.close();
+    this.#retiring.add(s);
+    try {
+      while (s.inflight > 0) await new Promise((r) => setTimeout(r, 10));
+      await s.pool.close();
+    } finally {
+      this.#retiring.delete(s);
+    }
   }
 
   /** Requests in flight to a track's current upstream. */
@@ -114,7 +131,7 @@ export class Gateway {
   /** Resolves when no request is in flight to the upstream at `url`. */
   async drained(url: string): Promise<void> {
     for (;;) {
-      const busy = [this.#stable, this.#canary].some((s) => s && s.upstream.url === url && s.inflight > 0);
+      const busy = [this.#stable, this.#canary, ...this.#retiring].some((s) => s && s.upstream.url === url && s.inflight > 0);
       if (!busy) return;
       await new Promise((r) => setTimeout(r, 10));
     }

@@ -1,0 +1,45 @@
+import { AegisError, type ErrorCode } from '../errors.js';
+
+/** The CLI's side of the control-plane API. */
+export class ControlClient {
+  readonly url: string;
+  readonly #token: string;
+  readonly #actor: string;
+
+  constructor(url: string, token: string, actor: string) {
+    this.url = url.replace(/\/+$/, '');
+    this.#token = token;
+    this.#actor = actor;
+  }
+
+  async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(this.url + path, {
+        method,
+        headers: { authorization: `Bearer ${this.#token}`, 'x-aegis-actor': this.#actor, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(30_000),
+      });
+    } catch (err) {
+      throw new AegisError('CONTROL_UNREACHABLE', `cannot reach the control plane at ${this.url}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, {
+        cause: err,
+        hint: 'Start it with `aegis up` (or `npm start`), or point --control-url / AEGIS_CONTROL_URL at the running one.',
+        details: { url: this.url },
+      });
+    }
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!res.ok) {
+      const e = (parsed as { error?: { code?: string; message?: string; hint?: string; details?: Record<string, unknown> } } | undefined)?.error;
+      if (e?.code && e.message) throw new AegisError(e.code as ErrorCode, e.message, { ...(e.hint ? { hint: e.hint } : {}), ...(e.details ? { details: e.details } : {}) });
+      throw new AegisError('CONTROL_REQUEST_FAILED', `the control plane answered ${res.status} to ${method} ${path}: ${text.slice(0, 300)}`, { hint: 'See the control plane log.' });
+    }
+    return parsed as T;
+  }
+}
