@@ -65,6 +65,8 @@ export async function main(): Promise<void> {
     trust,
     cacheDir: ctx.paths.cache,
     token: 'bench-token-0123456789',
+    store,
+    actor: 'bench',
     serve: [{ model: model.name, port: 0 }],
     port: 0,
   });

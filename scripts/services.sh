@@ -258,6 +258,11 @@ prometheus_pkgs() {
 
 alertmanager_server() {
   mkdir -p "$AM_DIR/data"
+  # The bearer token Alertmanager sends with its webhooks (http_config.authorization), as a production
+  # receiver would require; made once and kept. A receiver configured without a token ignores it.
+  if [ ! -s "$AM_DIR/webhook.token" ]; then
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$AM_DIR/webhook.token")
+  fi
   cat >"$AM_DIR/alertmanager.yml.tmp" <<EOF
 # Written by scripts/services.sh (rewritten on every run).
 route:
@@ -271,6 +276,10 @@ receivers:
     webhook_configs:
       - url: "http://127.0.0.1:$AM_WEBHOOK_PORT/alertmanager"
         send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials_file: "$AM_DIR/webhook.token"
 EOF
   if ! amtool check-config "$AM_DIR/alertmanager.yml.tmp" >/dev/null 2>&1; then
     amtool check-config "$AM_DIR/alertmanager.yml.tmp" >&2 || true
@@ -359,6 +368,7 @@ print_env() {
   echo "export AEGIS_PROM_FILE_SD_DIR=$PROM_DIR/targets.d"
   echo "export AEGIS_PROM_RULES_DIR=$PROM_DIR/rules.d"
   echo "export AEGIS_ALERTMANAGER_WEBHOOK_URL=http://127.0.0.1:$AM_WEBHOOK_PORT/alertmanager"
+  echo "export AEGIS_ALERTMANAGER_WEBHOOK_TOKEN=$(cat "$AM_DIR/webhook.token")"
   echo "export AEGIS_TEST_MLFLOW_URL=http://127.0.0.1:$MLFLOW_PORT"
 }
 

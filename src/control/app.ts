@@ -21,6 +21,8 @@ export interface ControlAppOptions {
   metrics?: MetricsRegistry;
   /** Registers a verified archive (POST /api/v1/versions; what `aegis model register` falls back to while the control plane holds the embedded DB). */
   register?: (uri: string, actor: string) => Promise<unknown>;
+  /** Retrain pipeline runs (GET /api/v1/pipeline/runs[/:id]): what `aegis pipeline list|show` read while the control plane holds the embedded DB. */
+  pipelineRuns?: { list(filter: { state?: string; model?: string; limit?: number }): Promise<unknown>; show(id: number): Promise<unknown> };
   /** Mounts more routes (e.g. the Alertmanager receiver) on the same server. */
   plugins?: Array<(app: FastifyInstance) => Promise<void> | void>;
 }
@@ -30,6 +32,9 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   ROLLOUT_SPEC_INVALID: 400,
   REGISTRY_INPUT_INVALID: 400,
   REGISTRY_NOT_FOUND: 404,
+  PIPELINE_NOT_FOUND: 404,
+  PIPELINE_INPUT_INVALID: 400,
+  PIPELINE_STATE_INVALID: 409,
   ROLLOUT_NOT_FOUND: 404,
   ROLLOUT_ACTIVE: 409,
   ROLLOUT_NOT_ALLOWED: 409,
@@ -119,6 +124,16 @@ export async function buildControlApp(o: ControlAppOptions): Promise<FastifyInst
       const b = parse(z.object({ uri: z.string().min(1).max(4096) }).strict(), req.body);
       if (!o.register) throw new AegisError('USAGE', 'this control plane does not register versions', { hint: 'Use `aegis model register` against the database directly.' });
       return reply.code(201).send(await o.register(b.uri, actor(req)));
+    });
+    api.get('/api/v1/pipeline/runs', async (req) => {
+      if (!o.pipelineRuns) throw new AegisError('USAGE', 'this control plane runs no pipeline', { hint: 'Use `aegis pipeline list` against the database.' });
+      const q = parse(z.object({ state: z.string().max(20).optional(), model: MODEL.optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }).strict(), req.query);
+      return { runs: await o.pipelineRuns.list(q) };
+    });
+    api.get('/api/v1/pipeline/runs/:id', async (req) => {
+      if (!o.pipelineRuns) throw new AegisError('USAGE', 'this control plane runs no pipeline', { hint: 'Use `aegis pipeline show` against the database.' });
+      const { id } = parse(z.object({ id: z.coerce.number().int().min(1) }).strict(), req.params);
+      return o.pipelineRuns.show(id);
     });
     api.get('/api/v1/rollouts', async (req) => {
       const q = req.query as { model?: string; limit?: string };

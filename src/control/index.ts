@@ -1,4 +1,6 @@
+import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { PipelineRunner } from '../pipeline/index.js';
 import { Registry as MetricsRegistry } from 'prom-client';
 import { platformPaths, type AegisConfig } from '../config/index.js';
 import type { Db } from '../db/types.js';
@@ -39,6 +41,12 @@ export interface ControlPlaneOptions {
   serverArgs?: string[];
   /** Longest wait between rollout reconciles, ms. */
   maxSleepMs?: number;
+  /** The artifact store retrained versions are pushed to. */
+  store: ArtifactStore;
+  /** Who the control plane acts as (pipeline runs, rollouts it starts). */
+  actor: string;
+  /** PEM key the retrain pipeline signs with when neither pipeline.signingKey nor signing.kmsKeyId is set (aegis up: the dev key). */
+  defaultSigningKey?: string;
 }
 
 export interface ControlPlane {
@@ -48,6 +56,7 @@ export interface ControlPlane {
   gateways: Record<string, string>;
   deployment: LocalDeployment;
   controller: RolloutController;
+  pipeline: PipelineRunner;
   app: FastifyInstance;
   close(): Promise<void>;
 }
@@ -69,6 +78,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const metrics = new MetricsRegistry();
   let stopBackups: (() => Promise<void>) | undefined;
   let app: FastifyInstance | undefined;
+  let pipeline: PipelineRunner | undefined;
   const controller = new RolloutController({
     store: new DbRolloutStore(o.db),
     target: deployment,
@@ -105,7 +115,55 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       const { store, key } = splitObjectUri(uri);
       return registerArchive(o.registry, { uri: store.uriOf(key), trust: o.trust, cacheDir: o.cacheDir, limits, actor });
     };
-    app = await buildControlApp({ controller, token: o.token, deployment: () => deployment.describe(), metrics, register });
+    // The retrain pipeline (alert → train → evaluate → package → sign → push → register → canary) and the
+    // Alertmanager receiver that starts it; loaded here so other commands do not pay for them.
+    const [{ PipelineRunner, verifyingRegistrar, getRun, listRuns, listSteps }, { registerAlertReceiver, alertReceiverOptionsFromConfig }, { openTracker }, { openSigner }] = await Promise.all([
+      import('../pipeline/index.js'),
+      import('../alerts/index.js'),
+      import('../tracking/index.js'),
+      import('../signing/provider.js'),
+    ]);
+    const rollouts = new DbRolloutStore(o.db);
+    const pemPath = o.config.pipeline.signingKey ?? (o.config.signing.kmsKeyId ? undefined : o.defaultSigningKey);
+    const tracker = openTracker(o.config.tracking, { defaultUser: o.actor });
+    pipeline = new PipelineRunner({
+      db: o.db,
+      registry: o.registry,
+      store: o.store,
+      actor: o.actor,
+      signer: () => openSigner(o.config, pemPath ? { pemPath } : {}),
+      registrar: verifyingRegistrar({ registry: o.registry, trust: o.trust, cacheDir: o.cacheDir, limits }),
+      canary: {
+        start: async (model, version, actor) => ({ rolloutId: (await controller.start({ model, version, actor })).id }),
+        find: async (model, version) => {
+          const r = await rollouts.latest(model);
+          return r?.version === version ? { rolloutId: r.id } : undefined;
+        },
+      },
+      ...(tracker ? { tracker } : {}),
+      settings: o.config.pipeline,
+      workDir: o.config.pipeline.workDir ?? join(resolve(o.config.home), 'pipeline'),
+    });
+    await pipeline.resumeAll();
+    const runner = pipeline;
+    const alerts = alertReceiverOptionsFromConfig(o.config.alerts);
+    app = await buildControlApp({
+      controller,
+      token: o.token,
+      deployment: () => deployment.describe(),
+      metrics,
+      register,
+      pipelineRuns: {
+        list: (f) => listRuns(o.db, f as Parameters<typeof listRuns>[1]),
+        show: async (id) => ({ run: await getRun(o.db, id), steps: await listSteps(o.db, id) }),
+      },
+      plugins: [
+        (a) => {
+          // Alertmanager authenticates with alerts.token; without one, the control-plane token (same file, same owner).
+          registerAlertReceiver(a, { ...alerts, token: alerts.token ?? o.token, db: o.db, trigger: runner, registry: metrics });
+        },
+      ],
+    });
     const host = o.host ?? o.config.control.host;
     const port = o.port ?? o.config.control.port;
     await app.listen({ host, port });
@@ -118,8 +176,10 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       gateways,
       deployment,
       controller,
+      pipeline: pipeline!,
       app,
       async close() {
+        await pipeline?.close();
         await controller.close();
         await stopBackups?.();
         await app!.close();
@@ -128,6 +188,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     };
     return plane;
   } catch (err) {
+    await pipeline?.close().catch(() => undefined);
     await controller.close().catch(() => undefined);
     await stopBackups?.().catch(() => undefined);
     await app?.close().catch(() => undefined);

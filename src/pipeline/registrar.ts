@@ -17,9 +17,8 @@ export interface VerifyingRegistrarOptions {
  * exactly as a model server would (fetchAndVerifyModel: detached signature,
  * safe extraction, OMS bundle, manifest), then register it with the digest and
  * signer that verification established, and the lineage from the verified
- * manifest plus the run's (alert, tracking run). The same steps as
- * control/register.ts registerArchive, which a feature module may not import,
- * plus the extra lineage.
+ * manifest plus the run's (alert, tracking run). `aegis model register`
+ * (control/register.ts) uses it too.
  */
 export function verifyingRegistrar(o: VerifyingRegistrarOptions): VersionRegistrar {
   return {
