@@ -394,8 +394,26 @@ case "${1:-up}" in
   kserve)
     kserve_venv
     ;;
+  down)
+    # Stops what `up` started from this checkout (e.g. before another checkout starts its own on the same ports).
+    for pidfile in "$STATE"/*.pid; do
+      [ -f "$pidfile" ] || continue
+      pid="$(cat "$pidfile")"
+      if kill -0 "$pid" 2>/dev/null; then
+        log "stopping $(basename "$pidfile" .pid) (pid $pid)"
+        kill "$pid" 2>/dev/null || true
+      fi
+      rm -f "$pidfile"
+    done
+    if bin="$(pg_bin_dir 2>/dev/null)"; then
+      for data in "$STATE/pg" "/tmp/aegis-pg-$PG_PORT/pg"; do
+        [ -f "$data/postmaster.pid" ] || continue
+        (cd / && $(as_postgres_prefix) "$bin/pg_ctl" -D "$data" -m fast stop >/dev/null 2>&1) && log "stopped PostgreSQL ($data)" || true
+      done
+    fi
+    ;;
   *)
-    echo "usage: $0 [up|env|kserve]" >&2
+    echo "usage: $0 [up|down|env|kserve]" >&2
     exit 2
     ;;
 esac
