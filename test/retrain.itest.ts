@@ -170,6 +170,15 @@ describe('retrain on drift: drift → ModelDrift → Alertmanager → pipeline �
     const detail = await api<{ steps: Array<{ name: string; state: string }> }>(`/api/v1/pipeline/runs/${run.id}`);
     expect(detail.steps.map((s) => `${s.name}:${s.state}`)).toEqual(['train', 'evaluate', 'package', 'sign', 'push', 'register', 'canary'].map((s) => `${s}:succeeded`));
 
+    // The CLI reads the run through the control plane while `aegis up` holds the embedded database.
+    const cliShow = await new Promise<string>((resolve) => {
+      const c = spawn(process.execPath, [BIN, 'pipeline', 'show', String(run.id), '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.on('exit', () => resolve(out));
+    });
+    expect(JSON.parse(cliShow)).toMatchObject({ ok: true, run: { id: run.id, state: 'succeeded', version: run.version } });
+
     // The canary of the new version is rolling out.
     const rollout = await api<{ version: string; stableVersion: string; phase: string; createdBy: string }>(`/api/v1/rollouts/${MODEL}`);
     expect(rollout).toMatchObject({ version: run.version, stableVersion: '0.1' });

@@ -8,6 +8,7 @@ import type { PipelineDeps } from '../pipeline/deps.js';
 import type { CanaryStarter, PipelineRun, PipelineStep, RunState, VersionRegistrar } from '../pipeline/types.js';
 import type { RolloutView } from '../rollout/controller/describe.js';
 import { CliContext } from './context.js';
+import { reviveDates, withControlFallback } from './control-fallback.js';
 import { EXIT_FAILED, printJson, reportError } from './output.js';
 
 /** Exit code of `aegis pipeline step|run|retry` when trying again cannot help (rejected, cancelled, a permanent error). */
@@ -201,7 +202,12 @@ Examples:
         const { listRuns } = await import('../pipeline/store.js');
         const states = ['queued', 'running', 'succeeded', 'failed', 'rejected', 'cancelled'];
         if (o.state && !states.includes(o.state)) throw new AegisError('USAGE', `unknown state ${o.state}`, { hint: `One of: ${states.join(', ')}.` });
-        const runs = await listRuns(await ctx.db(), { ...(o.state ? { state: o.state as RunState } : {}), ...(o.model ? { model: o.model } : {}), limit: Number(o.limit) || 20 });
+        const filter = { ...(o.state ? { state: o.state as RunState } : {}), ...(o.model ? { model: o.model } : {}), limit: Number(o.limit) || 20 };
+        const runs = await withControlFallback(
+          ctx,
+          async () => listRuns(await ctx.db(), filter),
+          async (client) => reviveDates((await client.request<{ runs: PipelineRun[] }>('GET', `/api/v1/pipeline/runs?${new URLSearchParams(Object.entries(filter).map(([k, v]): [string, string] => [k, String(v)]))}`)).runs),
+        );
         if (o.json) return printJson({ ok: true, runs: runs.map((r) => viewRun(r)) });
         if (runs.length === 0) return void process.stdout.write('no pipeline runs\n');
         process.stdout.write(`${'RUN'.padEnd(5)} ${'STATE'.padEnd(10)} ${'MODEL'.padEnd(20)} ${'VERSION'.padEnd(22)} ${'STARTED BY'.padEnd(22)} CREATED\n`);
@@ -226,12 +232,20 @@ Examples:
       const ctx = new CliContext(config());
       try {
         const { getRun, listSteps } = await import('../pipeline/store.js');
-        const db = await ctx.db();
-        const run = await getRun(db, runId(id));
-        const steps = await listSteps(db, run.id);
+        const { DbTracker } = await import('../pipeline/db-tracker.js');
+        const shown = await withControlFallback(
+          ctx,
+          async () => {
+            const db = await ctx.db();
+            const run = await getRun(db, runId(id));
+            return { run, steps: await listSteps(db, run.id), metrics: run.trackingKind === 'db' ? await DbTracker.metrics(db, run.id) : undefined };
+          },
+          // While `aegis up` holds the embedded database: the same rows through its API (DB-tracked metrics are not served there).
+          async (client) => ({ ...reviveDates(await client.request<{ run: PipelineRun; steps: PipelineStep[] }>('GET', `/api/v1/pipeline/runs/${runId(id)}`)), metrics: undefined }),
+        );
+        const { run, steps } = shown;
         if (o.json) {
-          const { DbTracker } = await import('../pipeline/db-tracker.js');
-          printJson({ ok: true, run: { ...viewRun(run, steps, true), ...(run.trackingKind === 'db' ? { trackingRecord: run.tracking, metrics: await DbTracker.metrics(db, run.id) } : {}) } });
+          printJson({ ok: true, run: { ...viewRun(run, steps, true), ...(run.trackingKind === 'db' ? { trackingRecord: run.tracking, ...(shown.metrics ? { metrics: shown.metrics } : {}) } : {}) } });
         } else process.stdout.write(formatRun(run, steps, Boolean(o.logs)) + '\n');
       } catch (err) {
         process.exitCode = reportError(err, o);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { AegisConfig } from '../config/index.js';
-import { existsSync } from 'node:fs';
-import { AegisError, isAegisError } from '../errors.js';
+import { AegisError } from '../errors.js';
+import { withControlFallback } from './control-fallback.js';
 import { STAGES, type Stage } from '../registry/types.js';
 import { splitObjectUri } from '../store/index.js';
 import { withContext } from './archive-commands.js';
@@ -40,18 +40,13 @@ Example:
         uri = store.uriOf(key);
         const { registerArchive } = await import('../control/register.js');
         const input = { uri, trust, cacheDir: ctx.paths.cache, limits: { maxEntries: ctx.config.fetch.maxEntries, maxBytes: ctx.config.fetch.maxBytes }, actor: ctx.actor() };
-        let result: Awaited<ReturnType<typeof registerArchive>>;
-        try {
-          result = await registerArchive(await ctx.registry(), input);
-        } catch (err) {
-          // The embedded database is held by a running control plane (`aegis up`): register through its API,
-          // which fetches and verifies the archive again with its own trust policy.
-          if (!isAegisError(err, 'DB_LOCKED') || !existsSync(ctx.paths.controlToken)) throw err;
-          const { ControlClient, controlToken } = await import('../control/index.js');
-          const url = ctx.config.control.url ?? `http://127.0.0.1:${ctx.config.control.port}`;
-          const client = new ControlClient(url, await controlToken(ctx.config.control.token, ctx.paths.controlToken, false), ctx.actor());
-          result = await client.request('POST', '/api/v1/versions', { uri });
-        }
+        // While `aegis up` holds the embedded database, the control plane registers it (fetching and verifying the
+        // archive again with its own trust policy).
+        const result = await withControlFallback(
+          ctx,
+          async () => registerArchive(await ctx.registry(), input),
+          (client) => client.request<Awaited<ReturnType<typeof registerArchive>>>('POST', '/api/v1/versions', { uri }),
+        );
         const { version, created } = result;
         if (o.json) printJson({ ok: true, created, version });
         else process.stdout.write(`${created ? 'registered' : 'already registered'} ${version.name}@${version.version} (sha256 ${version.archiveSha256.slice(0, 16)}…, stage ${version.stage})\n`);
