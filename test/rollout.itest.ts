@@ -208,6 +208,11 @@ analysisTemplates:
 
     const served = await fetch(`${up!.url}/v2/models/${MODEL}`).then((r) => r.json() as Promise<{ versions?: string[] }>);
     expect(JSON.stringify(served)).toContain('0.2');
+    // The registry commands work while `aegis up` holds the embedded database (through its API).
+    const list = await okJson<{ model: string; versions: Array<{ version: string; stage: string }> }>('model', 'list', MODEL);
+    expect(Object.fromEntries(list.versions.map((v) => [v.version, v.stage]))).toMatchObject({ '0.1': 'archived', '0.2': 'production' });
+    const history = await okJson<{ entries: Array<{ action: string; subject: string }> }>('model', 'history', MODEL, '--limit', '20');
+    expect(history.entries.map((e) => e.action)).toEqual(expect.arrayContaining(['rollout.start', 'version.promote', 'version.archive']));
   });
 
   it('aborts a canary failing 10% of requests: the alert fires, the prometheus analysis rolls it back, no request is dropped', async () => {

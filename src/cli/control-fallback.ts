@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import type { ControlClient } from '../control/client.js';
+export { reviveDates } from '../control/client.js';
 import { isAegisError } from '../errors.js';
 import type { CliContext } from './context.js';
+import type { RegistryView } from '../control/remote-registry.js';
 
 /**
  * Runs `local` against the database; if the embedded database is held by a
@@ -20,15 +22,12 @@ export async function withControlFallback<T>(ctx: CliContext, local: () => Promi
   }
 }
 
-/** JSON from the API back into the shapes the commands print: ISO strings in `…At` fields become Dates. */
-export function reviveDates<T>(value: T): T {
-  if (Array.isArray(value)) return value.map(reviveDates) as T;
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      out[k] = /At$/.test(k) && typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? new Date(v) : k === 'steps' || k === 'runs' || k === 'run' ? reviveDates(v) : v;
-    }
-    return out as T;
-  }
-  return value;
+
+/** The registry: the database, or the control plane's API while `aegis up` holds the embedded database. */
+export async function registryFor(ctx: CliContext): Promise<RegistryView> {
+  return withControlFallback<RegistryView>(
+    ctx,
+    () => ctx.registry(),
+    async (client) => new (await import('../control/remote-registry.js')).RemoteRegistry(client),
+  );
 }

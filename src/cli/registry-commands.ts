@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { AegisConfig } from '../config/index.js';
 import { AegisError } from '../errors.js';
-import { withControlFallback } from './control-fallback.js';
+import { registryFor, withControlFallback } from './control-fallback.js';
 import { STAGES, type Stage } from '../registry/types.js';
 import { splitObjectUri } from '../store/index.js';
 import { withContext } from './archive-commands.js';
@@ -61,7 +61,7 @@ Example:
     .addHelpText('after', '\nExamples:\n  $ aegis model list\n  $ aegis model list example_multimodal --json')
     .action(async (name: string | undefined, o) =>
       withContext(config, o, async (ctx) => {
-        const registry = await ctx.registry();
+        const registry = await registryFor(ctx);
         if (name) {
           const versions = await registry.listVersions(name);
           if (o.json) return printJson({ model: name, versions });
@@ -85,7 +85,7 @@ Example:
     .addHelpText('after', '\nExample:\n  $ aegis model show example_multimodal@0.1')
     .action(async (ref: string, o) =>
       withContext(config, o, async (ctx) => {
-        const registry = await ctx.registry();
+        const registry = await registryFor(ctx);
         const v = await registry.resolve(ref);
         const history = await registry.audit({ subject: `${v.name}@${v.version}`, limit: 50 });
         if (o.json) return printJson({ ...v, history });
@@ -118,7 +118,7 @@ Example:
     .action(async (ref: string, o) =>
       withContext(config, o, async (ctx) => {
         const { name, version } = parseRef(ref);
-        const registry = await ctx.registry();
+        const registry = await registryFor(ctx);
         const r = await registry.promote(name, version, o.stage as Stage, ctx.actor(), { ...(o.reason ? { reason: o.reason } : {}), ...(o.force ? { force: true } : {}) });
         if (o.json) return printJson({ ok: true, ...r });
         process.stdout.write(r.changed ? `${name}@${version}: ${r.previousStage} → ${o.stage}\n` : `${name}@${version} is already ${o.stage}\n`);
@@ -135,7 +135,7 @@ Example:
     .addHelpText('after', '\nExample:\n  $ aegis model history example_multimodal')
     .action(async (name: string | undefined, o) =>
       withContext(config, o, async (ctx) => {
-        const entries = await (await ctx.registry()).audit({ ...(name ? { model: name } : {}), limit: Number(o.limit) });
+        const entries = await (await registryFor(ctx)).audit({ ...(name ? { model: name } : {}), limit: Number(o.limit) });
         if (o.json) return printJson({ entries });
         for (const e of entries) process.stdout.write(`${e.at.toISOString()} ${e.actor.padEnd(12)} ${e.action.padEnd(18)} ${e.subject} ${JSON.stringify(e.details)}\n`);
       }),

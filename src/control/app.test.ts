@@ -46,7 +46,7 @@ describe('control-plane API', () => {
     }
     await registry.promote('m', '1.0', 'production', 'setup');
     controller = new RolloutController({ store: new DbRolloutStore(db), target, stages: new RegistryStages(registry), maxSleepMs: 10 });
-    app = await buildControlApp({ controller, token: TOKEN, deployment: () => [{ model: 'm' }] });
+    app = await buildControlApp({ controller, token: TOKEN, deployment: () => [{ model: 'm' }], registry });
   });
   afterAll(async () => {
     await controller?.close();
@@ -65,6 +65,21 @@ describe('control-plane API', () => {
     const start = await app.inject({ method: 'POST', url: '/api/v1/rollouts', headers: { authorization: 'Bearer nope' }, payload: { model: 'm', version: '2.0' } });
     expect(start.statusCode).toBe(401);
     expect(target.weight).toBe(0);
+  });
+
+  it('serves the registry to the CLI (list, resolve, promote with the caller as actor, audit) behind the token', async () => {
+    expect((await app.inject({ method: 'GET', url: '/api/v1/registry/models' })).statusCode).toBe(401);
+    const models = await app.inject({ method: 'GET', url: '/api/v1/registry/models', headers: auth });
+    expect(models.json().models).toMatchObject([{ name: 'm', productionVersion: '1.0' }]);
+    const resolved = await app.inject({ method: 'GET', url: '/api/v1/registry/resolve?ref=m@production', headers: auth });
+    expect(resolved.json()).toMatchObject({ name: 'm', version: '1.0', stage: 'production' });
+    const staged = await app.inject({ method: 'POST', url: '/api/v1/registry/promote', headers: auth, payload: { name: 'm', version: '2.0', stage: 'staging', reason: 'review' } });
+    expect(staged.json()).toMatchObject({ changed: true, previousStage: 'none' });
+    const bad = await app.inject({ method: 'POST', url: '/api/v1/registry/promote', headers: auth, payload: { name: 'm', version: '2.0', stage: 'live' } });
+    expect(bad.statusCode).toBe(400);
+    const audit = await app.inject({ method: 'GET', url: '/api/v1/registry/audit?subject=m@2.0&limit=5', headers: auth });
+    expect(audit.json().entries[0]).toMatchObject({ actor: 'alice', action: 'version.promote', details: { to: 'staging', reason: 'review' } });
+    await registry.promote('m', '2.0', 'none', 'setup');
   });
 
   it('refuses bad input with the field and the code: 400 spec, 404 unknown version, 409 production version', async () => {

@@ -8,6 +8,8 @@ import { describeRollout } from '../rollout/controller/describe.js';
 import type { RolloutController } from '../rollout/controller/index.js';
 import type { RolloutRecord } from '../rollout/controller/types.js';
 import { parseRolloutSpec, validateRolloutSpec } from '../rollout/spec.js';
+import type { Registry } from '../registry/index.js';
+import { STAGES } from '../registry/types.js';
 
 const log = () => childLogger('control');
 
@@ -21,6 +23,8 @@ export interface ControlAppOptions {
   metrics?: MetricsRegistry;
   /** Registers a verified archive (POST /api/v1/versions; what `aegis model register` falls back to while the control plane holds the embedded DB). */
   register?: (uri: string, actor: string) => Promise<unknown>;
+  /** The registry (GET/POST /api/v1/registry/…: what `aegis model list|show|promote|history` use while the control plane holds the embedded DB). */
+  registry?: Registry;
   /** Retrain pipeline runs (GET /api/v1/pipeline/runs[/:id]): what `aegis pipeline list|show` read while the control plane holds the embedded DB. */
   pipelineRuns?: { list(filter: { state?: string; model?: string; limit?: number }): Promise<unknown>; show(id: number): Promise<unknown> };
   /** Mounts more routes (e.g. the Alertmanager receiver) on the same server. */
@@ -124,6 +128,24 @@ export async function buildControlApp(o: ControlAppOptions): Promise<FastifyInst
       const b = parse(z.object({ uri: z.string().min(1).max(4096) }).strict(), req.body);
       if (!o.register) throw new AegisError('USAGE', 'this control plane does not register versions', { hint: 'Use `aegis model register` against the database directly.' });
       return reply.code(201).send(await o.register(b.uri, actor(req)));
+    });
+    const registry = () => {
+      if (!o.registry) throw new AegisError('USAGE', 'this control plane has no registry', { hint: 'Use the aegis model commands against the database.' });
+      return o.registry;
+    };
+    api.get('/api/v1/registry/models', async () => ({ models: await registry().listModels() }));
+    api.get('/api/v1/registry/models/:model/versions', async (req) => ({ versions: await registry().listVersions(model(req)) }));
+    api.get('/api/v1/registry/resolve', async (req) => registry().resolve(parse(z.object({ ref: z.string().min(1).max(300) }).strict(), req.query).ref));
+    api.post('/api/v1/registry/promote', async (req) => {
+      const b = parse(z.object({ name: MODEL, version: z.string().min(1).max(128), stage: z.enum(STAGES), reason: z.string().max(1000).optional(), force: z.boolean().optional() }).strict(), req.body);
+      return registry().promote(b.name, b.version, b.stage, actor(req), { ...(b.reason ? { reason: b.reason } : {}), ...(b.force ? { force: true } : {}) });
+    });
+    api.get('/api/v1/registry/audit', async (req) => {
+      const q = parse(
+        z.object({ model: MODEL.optional(), subject: z.string().max(300).optional(), action: z.string().max(100).optional(), actor: z.string().max(200).optional(), since: z.coerce.date().optional(), limit: z.coerce.number().int().min(1).max(10_000).optional() }).strict(),
+        req.query,
+      );
+      return { entries: await registry().audit(Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined))) };
     });
     api.get('/api/v1/pipeline/runs', async (req) => {
       if (!o.pipelineRuns) throw new AegisError('USAGE', 'this control plane runs no pipeline', { hint: 'Use `aegis pipeline list` against the database.' });

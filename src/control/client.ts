@@ -43,3 +43,16 @@ export class ControlClient {
     return parsed as T;
   }
 }
+
+/** JSON from the API back into the shapes the modules return: ISO strings in `at` / `…At` fields become Dates. */
+export function reviveDates<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(reviveDates) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = (k === 'at' || /At$/.test(k)) && typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? new Date(v) : v !== null && typeof v === 'object' ? reviveDates(v) : v;
+    }
+    return out as T;
+  }
+  return value;
+}

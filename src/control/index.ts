@@ -153,6 +153,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       deployment: () => deployment.describe(),
       metrics,
       register,
+      registry: o.registry,
       pipelineRuns: {
         list: (f) => listRuns(o.db, f as Parameters<typeof listRuns>[1]),
         show: async (id) => ({ run: await getRun(o.db, id), steps: await listSteps(o.db, id) }),
