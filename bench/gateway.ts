@@ -56,15 +56,20 @@ export async function main(args: string[]): Promise<void> {
     const half = Math.floor(direct.achieved.rps / 2);
     const directHalf = await run('http://127.0.0.1:18201', half);
     const throughHalf = await run('http://127.0.0.1:18202', half);
+    // A rate a single model server is typically run at (well below either saturation): the latency the hop adds.
+    const steady = 2000;
+    const directSteady = await run('http://127.0.0.1:18201', steady);
+    const throughSteady = await run('http://127.0.0.1:18202', steady);
     process.stdout.write(`gateway benchmark: OIP v2 infer on the example model, ${seconds} s per measurement\n`);
     process.stdout.write(
       table([
-        ['path', 'saturation rps', `p50 @${half} rps (ms)`, `p99 @${half} rps (ms)`],
-        ['direct to aegis serve', direct.achieved.rps.toFixed(0), directHalf.latencyMs.p50.toFixed(2), directHalf.latencyMs.p99.toFixed(2)],
-        ['through aegis gateway', through.achieved.rps.toFixed(0), throughHalf.latencyMs.p50.toFixed(2), throughHalf.latencyMs.p99.toFixed(2)],
+        ['path', 'saturation rps', `p50 @${half} rps (ms)`, `p99 @${half} rps (ms)`, `p50 @${steady} rps (ms)`, `p99 @${steady} rps (ms)`],
+        ['direct to aegis serve', direct.achieved.rps.toFixed(0), directHalf.latencyMs.p50.toFixed(2), directHalf.latencyMs.p99.toFixed(2), directSteady.latencyMs.p50.toFixed(2), directSteady.latencyMs.p99.toFixed(2)],
+        ['through aegis gateway', through.achieved.rps.toFixed(0), throughHalf.latencyMs.p50.toFixed(2), throughHalf.latencyMs.p99.toFixed(2), throughSteady.latencyMs.p50.toFixed(2), throughSteady.latencyMs.p99.toFixed(2)],
       ]) + '\n',
     );
     process.stdout.write(`gateway / direct throughput: ${(through.achieved.rps / direct.achieved.rps).toFixed(2)}x (target >= 0.85x)\n`);
+    process.stdout.write(`p99 at ${steady} rps: direct / gateway ${(directSteady.latencyMs.p99 / throughSteady.latencyMs.p99).toFixed(2)}x (gateway adds ${(throughSteady.latencyMs.p99 - directSteady.latencyMs.p99).toFixed(2)} ms)\n`);
   } finally {
     server.kill('SIGTERM');
     gw.kill('SIGTERM');
