@@ -548,3 +548,12 @@ describe('demo', () => {
     }
   });
 });
+
+describe('serve', () => {
+  it('refuses to listen beyond loopback with hot swap open to anyone (no admin token, not turned off)', async () => {
+    const r = await runCli('serve', '--model', 'example_multimodal@production', '--host', '0.0.0.0', '--port', '0');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/USAGE.*hot swap would be open to anyone who can reach 0\.0\.0\.0/);
+    expect(r.stderr).toMatch(/--admin-token-file|--no-repository-load/);
+  });
+});

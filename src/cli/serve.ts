@@ -33,6 +33,8 @@ export function registerServeCommand(program: Command, config: () => AegisConfig
     .option('--threads <n>', 'ONNX Runtime intra-op threads per request', '1')
     .option('--body-limit <bytes>', 'largest request body (413 above)', String(16 * 1024 * 1024))
     .option('--inject-fault <spec>', 'DRILLS ONLY: fail or slow a share of requests, e.g. error-rate=0.1,latency-ms=200')
+    .option('--admin-token-file <file>', 'hot swap (POST /v2/repository/models/…/load) requires this bearer token (or AEGIS_SERVER_ADMIN_TOKEN)')
+    .option('--no-repository-load', 'turn hot swap off (servers a control plane manages)')
     .option('--json', 'print a JSON line when ready')
     .addHelpText(
       'after',
@@ -52,6 +54,13 @@ Examples:
       try {
         const track = o.track as Track;
         if (track !== 'stable' && track !== 'canary') throw new AegisError('USAGE', `--track must be stable or canary, got ${o.track}`, { hint: 'Use --track stable or --track canary.' });
+        const adminToken = await readAdminToken(o.adminTokenFile);
+        const repositoryLoad = o.repositoryLoad === false ? false : adminToken ? { token: adminToken } : undefined;
+        if (repositoryLoad === undefined && !isLoopback(o.host)) {
+          throw new AegisError('USAGE', `hot swap would be open to anyone who can reach ${o.host}:${o.port}`, {
+            hint: 'Pass --admin-token-file FILE (or set AEGIS_SERVER_ADMIN_TOKEN) to require a token, or --no-repository-load to turn hot swap off.',
+          });
+        }
         const trust = await ctx.trust({ publicKey: o.publicKey, trust: o.trust });
         const limits = { maxEntries: ctx.config.fetch.maxEntries, maxBytes: ctx.config.fetch.maxBytes };
         // Registry refs are resolved once per load; the database is not held open while serving.
@@ -74,6 +83,7 @@ Examples:
           bodyLimit: Number(o.bodyLimit),
           ...(o.injectFault ? { faults: parseFaults(o.injectFault) } : {}),
           drift: driftSettingsFromConfig(ctx.config.drift),
+          ...(repositoryLoad !== undefined ? { repositoryLoad } : {}),
         });
         const loaded = await server.load(o.model);
         const address = await server.listen(Number(o.port), o.host).catch((err: NodeJS.ErrnoException) => {
@@ -114,6 +124,7 @@ export function registerHotSwapCommand(model: Command, config: () => AegisConfig
     .argument('<uri-or-ref>', 'archive URI or registry ref of the new version')
     .option('--server <url>', 'the model server', 'http://127.0.0.1:8080')
     .option('--version <version>', 'refuse the archive unless it holds this version')
+    .option('--admin-token-file <file>', "the server's admin token (or AEGIS_SERVER_ADMIN_TOKEN)")
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  $ aegis model load example_multimodal@0.2 --server http://127.0.0.1:8080')
     .action(async (ref: string, o) => {
@@ -123,9 +134,10 @@ export function registerHotSwapCommand(model: Command, config: () => AegisConfig
         const index = (await (await fetch(`${o.server}/v2/repository/index`, { method: 'POST' })).json()) as { name: string }[];
         const name = index[0]?.name;
         if (!name) throw new AegisError('USAGE', `${o.server} serves no model yet`, { hint: 'Start it with `aegis serve --model …`.' });
+        const adminToken = await readAdminToken(o.adminTokenFile);
         const res = await fetch(`${o.server}/v2/repository/models/${encodeURIComponent(name)}/load`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...(adminToken ? { authorization: `Bearer ${adminToken}` } : {}) },
           body: JSON.stringify({ uri, ...(o.version ?? expect?.version ? { version: o.version ?? expect?.version } : {}) }),
         });
         const body = (await res.json()) as Record<string, unknown>;
@@ -143,4 +155,23 @@ export function registerHotSwapCommand(model: Command, config: () => AegisConfig
         await ctx.close();
       }
     });
+}
+
+/** The model server's admin token: from --admin-token-file, else AEGIS_SERVER_ADMIN_TOKEN; undefined when neither is given. */
+async function readAdminToken(file: string | undefined): Promise<string | undefined> {
+  if (file) {
+    const { readFile } = await import('node:fs/promises');
+    const { fsError } = await import('../errors.js');
+    const token = (await readFile(file, 'utf8').catch((err: unknown) => {
+      throw fsError(err, file, 'admin token');
+    })).trim();
+    if (token.length < 16) throw new AegisError('USAGE', `the admin token in ${file} is shorter than 16 characters`, { hint: 'Use a long random token, e.g. `openssl rand -hex 32 > token`.' });
+    return token;
+  }
+  const env = process.env.AEGIS_SERVER_ADMIN_TOKEN;
+  return env && env.length > 0 ? env : undefined;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }

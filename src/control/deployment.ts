@@ -169,7 +169,8 @@ export class LocalDeployment implements RolloutTarget {
 
   async #start(model: string, version: string, track: 'stable' | 'canary', injectFault?: string): Promise<Slot> {
     const uri = await this.#o.archiveOf(model, version);
-    const args = ['--model', uri, '--trust', this.#o.trustPath, '--port', '0', '--name', model, '--track', track, ...(this.#o.serverArgs ?? [])];
+    // No hot swap on servers the control plane manages: a version change is a new process (rollout or promotion).
+    const args = ['--model', uri, '--trust', this.#o.trustPath, '--port', '0', '--name', model, '--track', track, '--no-repository-load', ...(this.#o.serverArgs ?? [])];
     if (injectFault) args.push('--inject-fault', injectFault);
     const { child, ready } = await startServer(args, this.#o.env);
     if (ready.version !== version) {

@@ -57,11 +57,12 @@ beforeAll(async () => {
 });
 afterAll(async () => work.cleanup());
 
-function makeServer(runtime: ModelRuntime = new CountingRuntime(), bodyLimit?: number) {
+function makeServer(runtime: ModelRuntime = new CountingRuntime(), bodyLimit?: number, repositoryLoad?: { token: string } | false) {
   return new ModelServer({
     runtime,
     source: (uri, expect) => fetchAndVerifyModel({ uri, trust, cacheDir: join(work.path, 'cache'), ...(expect ? { expect } : {}) }),
     ...(bodyLimit ? { bodyLimit } : {}),
+    ...(repositoryLoad !== undefined ? { repositoryLoad } : {}),
   });
 }
 
@@ -287,6 +288,28 @@ describe('hot swap', () => {
     await expect(server.load(tampered)).rejects.toMatchObject({ code: 'ARCHIVE_SIGNATURE_INVALID' });
     expect(server.ready).toBe(false);
     await server.close();
+  });
+
+  it('hot swap needs the admin token when one is set (401, nothing loaded), and is refused when turned off (403)', async () => {
+    const guarded = makeServer(new CountingRuntime(), undefined, { token: 'admin-token-0123456789' });
+    await guarded.load(v01);
+    const load = (headers: Record<string, string> = {}) => guarded.app.inject({ method: 'POST', url: '/v2/repository/models/example_multimodal/load', headers, payload: { uri: v02 } });
+    const none = await load();
+    expect(none.statusCode).toBe(401);
+    expect(none.headers['www-authenticate']).toMatch(/^Bearer/);
+    expect((await load({ authorization: 'Bearer wrong-token-0123456789' })).statusCode).toBe(401);
+    expect(guarded.current).toMatchObject({ version: '0.1' });
+    const ok = await load({ authorization: 'Bearer admin-token-0123456789' });
+    expect(ok.json()).toMatchObject({ loaded: true, version: '0.2' });
+    await guarded.close();
+
+    const managed = makeServer(new CountingRuntime(), undefined, false);
+    await managed.load(v01);
+    const off = await managed.app.inject({ method: 'POST', url: '/v2/repository/models/example_multimodal/load', payload: { uri: v02 } });
+    expect(off.statusCode).toBe(403);
+    expect(off.json().hint).toMatch(/aegis rollout start/);
+    expect(managed.current).toMatchObject({ version: '0.1' });
+    await managed.close();
   });
 
   it('refuses a load request without a uri', async () => {

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ModelManifest } from '../artifact/manifest.js';
 import { DriftMonitor, loadReference, type DriftReport, type DriftSettings } from '../drift/index.js';
@@ -38,6 +39,14 @@ export interface ModelServerOptions {
    * the defaults; false turns it off.
    */
   drift?: Partial<DriftSettings> | false;
+  /**
+   * Who may hot-swap the model (POST /v2/repository/models/{name}/load): a
+   * bearer token the caller must send, or false to turn the endpoint off (the
+   * control plane replaces servers instead). Unset: open, for a server on
+   * loopback only (`aegis serve` refuses other addresses without a token).
+   * Only archives that verify against the trust policy ever load either way.
+   */
+  repositoryLoad?: { token: string } | false;
 }
 
 interface Slot {
@@ -412,7 +421,19 @@ export class ModelServer {
     const index = async () => (this.#slot ? [{ name: this.servedName(this.#slot), version: this.#slot.manifest.version, state: 'READY' }] : []);
     app.post('/v2/repository/index', index);
     app.get('/v2/repository/index', index);
+    const loadAccess = this.#o.repositoryLoad;
+    const tokenDigest = loadAccess ? createHash('sha256').update(loadAccess.token).digest() : undefined;
     app.post('/v2/repository/models/:name/load', async (req: FastifyRequest<{ Params: { name: string }; Body: unknown }>, reply) => {
+      if (loadAccess === false) {
+        return send(reply, 403, { loaded: false, error: 'hot swap is turned off on this server', code: 'USAGE', hint: 'This server is managed by a control plane: roll out the version with `aegis rollout start NAME@VERSION`.' });
+      }
+      if (tokenDigest) {
+        const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+        if (!m || !timingSafeEqual(createHash('sha256').update(m[1]!).digest(), tokenDigest)) {
+          reply.header('www-authenticate', 'Bearer realm="aegis-model-server"');
+          return send(reply, 401, { loaded: false, error: m ? 'the admin token is wrong' : 'hot swap needs the admin token', code: 'CONTROL_UNAUTHORIZED', hint: 'Pass --admin-token-file FILE (or AEGIS_SERVER_ADMIN_TOKEN) to `aegis model load`.' });
+        }
+      }
       const body = (req.body ?? {}) as { uri?: unknown; version?: unknown; parameters?: { uri?: unknown; version?: unknown } };
       const uri = body.uri ?? body.parameters?.uri;
       const version = body.version ?? body.parameters?.version;
