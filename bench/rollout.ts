@@ -11,7 +11,7 @@
  * gateway's canary weight was 0, and how many user requests failed. The
  * baseline is the issue's bound, 2 intervals + 1 s; the ratio is measured / bound.
  */
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/index.js';
@@ -21,10 +21,9 @@ import { startControlPlane } from '../src/control/index.js';
 import { registerArchive } from '../src/control/register.js';
 import { runLoad, type RequestResult } from '../src/loadgen/index.js';
 import { validateRolloutSpec } from '../src/rollout/spec.js';
-import { packageModel } from '../src/signing/package.js';
-import { PemKeySigner } from '../src/signing/pem/index.js';
+import { packageExampleVersion } from '../src/test-support/example-model.js';
 import { archiveKey } from '../src/store/types.js';
-import { EXAMPLE_MODEL, EXAMPLE_REQUEST } from '../src/training/example.js';
+import { EXAMPLE_REQUEST } from '../src/training/example.js';
 import { table } from './lib.js';
 
 const arg = (name: string, dflt: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
@@ -46,14 +45,10 @@ export async function main(): Promise<void> {
 
   // The candidate versions: the example model repackaged as 1.<n>, signed with the dev key.
   async function publish(version: string): Promise<void> {
-    const m = join(dir, `m-${version}`);
-    await cp(EXAMPLE_MODEL, m, { recursive: true });
-    const y = await readFile(join(m, 'aegis.yaml'), 'utf8');
-    await writeFile(join(m, 'aegis.yaml'), y.replace(/^version: .*$/m, `version: "${version}"`));
-    const pkg = await packageModel({ modelDir: m, signer: await PemKeySigner.fromFile(join(config.home, 'keys', 'dev', 'signing-key.pem')), outDir: join(dir, `dist-${version}`) });
+    const archive = await packageExampleVersion(dir, model.keyPath, version);
     const key = archiveKey(model.name, version);
-    await store.put(key, createReadStream(pkg.archive), { contentLength: pkg.size });
-    await store.put(`${key}.sig`, createReadStream(pkg.signature));
+    await store.put(key, createReadStream(archive), { contentLength: (await stat(archive)).size });
+    await store.put(`${key}.sig`, createReadStream(`${archive}.sig`));
     await registerArchive(registry, { uri: store.uriOf(key), trust, cacheDir: ctx.paths.cache, actor: 'bench' });
   }
 

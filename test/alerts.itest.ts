@@ -30,7 +30,7 @@ import { runLoad, type LoadReport } from '../src/loadgen/index.js';
 import { packageExampleVersion } from '../src/test-support/example-model.js';
 import { tempDir } from '../src/test-support/fs.js';
 import { promtool } from '../src/test-support/promtool.js';
-import { ALERTMANAGER_URL, FILE_SD_DIR, PROMETHEUS_URL, SERVICES_HINT, WEBHOOK_URL, getJson, promQuery, webhookReceiver, writeTargets, type PromAlert } from '../src/test-support/prometheus.js';
+import { ALERTMANAGER_URL, FILE_SD_DIR, PROMETHEUS_URL, WEBHOOK_URL, getJson, promQuery, requirePrometheus, webhookReceiver, writeTargets, type PromAlert } from '../src/test-support/prometheus.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const RULES_DIR = join(REPO, 'deploy', 'prometheus');
@@ -118,19 +118,8 @@ describe('canary alert rules: a real Prometheus and Alertmanager', () => {
   }
 
   beforeAll(async () => {
-    if (!PROMETHEUS_URL || !ALERTMANAGER_URL || !FILE_SD_DIR || !WEBHOOK_URL) {
-      throw new Error(`PROMETHEUS_URL, ALERTMANAGER_URL, AEGIS_PROM_FILE_SD_DIR and AEGIS_ALERTMANAGER_WEBHOOK_URL must be set. ${SERVICES_HINT}`);
-    }
-    for (const url of [PROMETHEUS_URL, ALERTMANAGER_URL]) {
-      const ok = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(3000) }).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (!ok) throw new Error(`${url} does not answer. ${SERVICES_HINT}`);
-    }
-    // Evaluate this checkout's rule files as they are now.
-    const reload = await fetch(`${PROMETHEUS_URL}/-/reload`, { method: 'POST', signal: AbortSignal.timeout(10_000) });
-    expect(reload.status, `Prometheus could not reload its rules: ${await reload.text()}`).toBe(200);
+    // Services up, and this checkout's rule files evaluated as they are now.
+    await requirePrometheus();
     const rules = await getJson<{ data: { groups: { name: string; file: string; rules: { name: string; duration?: number }[] }[] } }>(`${PROMETHEUS_URL}/api/v1/rules`);
     const group = rules.data.groups.find((g) => g.name === 'aegis-canary');
     expect(group?.file, `Prometheus must load ${join(RULES_DIR, 'alert-rules.yaml')}; rerun scripts/services.sh`).toBe(join(RULES_DIR, 'alert-rules.yaml'));

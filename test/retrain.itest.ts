@@ -17,13 +17,14 @@
  * The committed ModelDrift rule waits `for: 10m`; this test loads the same rule
  * with `for: 2s` from a test rule file (AEGIS_PROM_RULES_DIR), everything else unchanged.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { runLoad } from '../src/loadgen/index.js';
+import { startAegisUp, stopProcess, until, type AegisUp } from '../src/test-support/aegis-up.js';
 import { tempDir } from '../src/test-support/fs.js';
 import { FILE_SD_DIR, PROMETHEUS_URL, SERVICES_HINT, WEBHOOK_URL, requirePrometheus, writeTargets } from '../src/test-support/prometheus.js';
 
@@ -54,7 +55,7 @@ interface Run {
 describe('retrain on drift: drift → ModelDrift → Alertmanager → pipeline → MLflow → signed version → canary', () => {
   let work: Awaited<ReturnType<typeof tempDir>>;
   let env: NodeJS.ProcessEnv;
-  let up: ChildProcess | undefined;
+  let up: AegisUp | undefined;
   let gateway = '';
   let control = '';
   let token = '';
@@ -69,17 +70,17 @@ describe('retrain on drift: drift → ModelDrift → Alertmanager → pipeline �
     if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${path}: ${res.status} ${text}`);
     return JSON.parse(text) as T;
   }
+  /** `aegis ARGS --json` in its own process, with this test's environment. */
+  const cliJson = <T = unknown>(...args: string[]) =>
+    new Promise<T>((resolve, reject) => {
+      const c = spawn(process.execPath, [BIN, ...args, '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as T) : reject(new Error(`aegis ${args.join(' ')} exited ${code}: ${out}`))));
+    });
   const runs = async () => (await api<{ runs: Run[] }>('/api/v1/pipeline/runs?limit=100')).runs;
 
-  async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await fn();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
-      await sleep(1000);
-    }
-  }
+
 
   beforeAll(async () => {
     await requirePrometheus();
@@ -109,20 +110,9 @@ describe('retrain on drift: drift → ModelDrift → Alertmanager → pipeline �
       AEGIS_DRIFT_DATASET_URI: V2,
       AEGIS_DRIFT_INTERVAL_SECONDS: '2',
     };
-    up = spawn(process.execPath, [BIN, 'up', '--port', '0', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    up.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const ready = await new Promise<{ url: string; control: string }>((resolve, reject) => {
-      let out = '';
-      up!.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const line = out.split('\n').find((l) => l.startsWith('{') && l.endsWith('}'));
-        if (line) resolve(JSON.parse(line) as { url: string; control: string });
-      });
-      up!.on('exit', (code) => reject(new Error(`aegis up exited (${code}): ${err}`)));
-    });
-    gateway = ready.url;
-    control = ready.control;
+    up = await startAegisUp(['--port', '0'], env);
+    gateway = up.url;
+    control = up.control;
     token = (await readFile(join(env.AEGIS_HOME!, 'control.token'), 'utf8')).trim();
     const d = await api<{ models: Array<{ url: string; stable: { url: string } }> }>('/api/v1/deployment');
     await writeTargets(targetsFile, 'aegis-retrain-itest', { gateway: d.models[0]!.url, stable: d.models[0]!.stable.url });
@@ -130,11 +120,7 @@ describe('retrain on drift: drift → ModelDrift → Alertmanager → pipeline �
 
   afterAll(async () => {
     stop.abort();
-    if (up && up.exitCode === null) {
-      const exited = new Promise((r) => up!.once('exit', r));
-      up.kill('SIGTERM');
-      await exited;
-    }
+    await stopProcess(up?.child);
     if (targetsFile) await rm(targetsFile, { force: true });
     if (ruleFile) {
       await rm(ruleFile, { force: true });
@@ -171,13 +157,8 @@ describe('retrain on drift: drift → ModelDrift → Alertmanager → pipeline �
     expect(detail.steps.map((s) => `${s.name}:${s.state}`)).toEqual(['train', 'evaluate', 'package', 'sign', 'push', 'register', 'canary'].map((s) => `${s}:succeeded`));
 
     // The CLI reads the run through the control plane while `aegis up` holds the embedded database.
-    const cliShow = await new Promise<string>((resolve) => {
-      const c = spawn(process.execPath, [BIN, 'pipeline', 'show', String(run.id), '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      c.on('exit', () => resolve(out));
-    });
-    expect(JSON.parse(cliShow)).toMatchObject({ ok: true, run: { id: run.id, state: 'succeeded', version: run.version } });
+    const cliShow = await cliJson('pipeline', 'show', String(run.id));
+    expect(cliShow).toMatchObject({ ok: true, run: { id: run.id, state: 'succeeded', version: run.version } });
 
     // The canary of the new version is rolling out.
     const rollout = await api<{ version: string; stableVersion: string; phase: string; createdBy: string }>(`/api/v1/rollouts/${MODEL}`);
@@ -216,16 +197,8 @@ describe('retrain on drift: drift → ModelDrift → Alertmanager → pipeline �
     expect(report.outcomes.serverErrors + report.outcomes.networkErrors + report.outcomes.timeouts).toBe(0);
 
     // After the control plane stops, the registry shows the new version with its lineage.
-    const exited = new Promise((r) => up!.once('exit', r));
-    up!.kill('SIGTERM');
-    await exited;
-    const show = await new Promise<string>((resolve) => {
-      const c = spawn(process.execPath, [BIN, 'model', 'show', `${MODEL}@${run.version}`, '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      c.on('exit', () => resolve(out));
-    });
-    const version = JSON.parse(show) as { stage: string; lineage: Record<string, unknown> };
+    await stopProcess(up!.child);
+    const version = await cliJson<{ stage: string; lineage: Record<string, unknown> }>('model', 'show', `${MODEL}@${run.version}`);
     expect(version.lineage).toMatchObject({ parentVersion: '0.1', datasetUri: V2, alertId: run.alertId, mlflowRunId: run.trackingRunId, pipelineRunId: run.id });
     expect(version.stage).toBe('canary');
   });

@@ -16,13 +16,14 @@
  *  3. The control plane is killed with SIGKILL in the middle of a rollout; a
  *     new `aegis up` resumes it at its step and weight and finishes it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFile, rm, writeFile, cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLoad, type LoadReport } from '../src/loadgen/index.js';
 import type { RolloutView } from '../src/rollout/controller/describe.js';
+import { startAegisUp, stopProcess, until, type AegisUp } from '../src/test-support/aegis-up.js';
 import { tempDir } from '../src/test-support/fs.js';
 import { FILE_SD_DIR, PROMETHEUS_URL, WEBHOOK_URL, requirePrometheus, webhookReceiver, writeTargets, type WebhookPayload } from '../src/test-support/prometheus.js';
 import { EXAMPLE_MODEL } from '../src/training/example.js';
@@ -33,16 +34,11 @@ const PAYLOAD = join(REPO, 'examples', 'requests', 'example_multimodal.json');
 const MODEL = 'example_multimodal';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Up {
-  child: ChildProcess;
-  url: string;
-  control: string;
-}
 
 describe('canary rollouts through aegis up, judged by a real Prometheus', () => {
   let work: Awaited<ReturnType<typeof tempDir>>;
   let env: NodeJS.ProcessEnv;
-  let up: Up | undefined;
+  let up: AegisUp | undefined;
   const runId = Date.now().toString(36);
   const targetsFile = FILE_SD_DIR ? join(FILE_SD_DIR, `rollout-itest-${runId}.json`) : '';
   const gatewayPort = 18_480 + Math.floor(Math.random() * 400);
@@ -65,31 +61,12 @@ describe('canary rollouts through aegis up, judged by a real Prometheus', () => 
     return JSON.parse(r.stdout) as T;
   }
 
-  function startUp(): Promise<Up> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, 'up', '--port', String(gatewayPort), '--control-port', String(controlPort), '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const line = out.split('\n').find((l) => l.startsWith('{') && l.endsWith('}'));
-        if (line) {
-          const ready = JSON.parse(line) as { url: string; control: string };
-          resolve({ child, url: ready.url, control: ready.control });
-        }
-      });
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      child.on('exit', (code) => reject(new Error(`aegis up exited (${code}) before it was ready: ${err.trim()}`)));
-    });
-  }
+  const startUp = () => startAegisUp(['--port', String(gatewayPort), '--control-port', String(controlPort)], env);
 
   async function stopUp(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const c = up?.child;
     up = undefined;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise<void>((r) => c.once('exit', () => r()));
-    c.kill(signal);
-    await exited;
+    await stopProcess(c, signal);
   }
 
   /** Packages, pushes and registers example_multimodal@version (signed with the dev key `aegis up` made). */
@@ -107,15 +84,7 @@ describe('canary rollouts through aegis up, judged by a real Prometheus', () => 
     return okJson<RolloutView>('rollout', 'status', MODEL);
   }
 
-  async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await fn();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
-      await sleep(1000);
-    }
-  }
+
 
   /** Registers the gateway and both model servers with Prometheus once the canary server runs. */
   async function scrapeDeployment(): Promise<void> {
@@ -172,6 +141,7 @@ strategy:
       templates: [{templateName: prometheus-error-ratio}]
 analysisTemplates:
   - name: prometheus-error-ratio
+    args: [{name: version}]   # the canary's, filled in by the controller: other versions' series never count
     metrics:
       - name: error-ratio
         initialDelay: 10s
@@ -181,7 +151,7 @@ analysisTemplates:
         provider:
           prometheus:
             address: ${PROMETHEUS_URL}
-            query: aegis:inference_error_ratio:rate1m{model="${MODEL}",track="canary"}
+            query: aegis:inference_error_ratio:rate1m{model="${MODEL}",version="{{args.version}}",track="canary"}
 `,
     );
     const stop = new AbortController();

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer } from '../src/serving/process.js';
 import { packageExampleVersion } from '../src/test-support/example-model.js';
+import { startAegisUp } from '../src/test-support/aegis-up.js';
 import { tempDir } from '../src/test-support/fs.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -123,23 +124,7 @@ describe('aegis up', () => {
   it('brings up the example model on a fresh home and answers the printed curl request; a second run reuses it', async () => {
     const upPort = ++port;
     const home = join(work.path, 'up-home');
-    const start = () =>
-      new Promise<{ child: ReturnType<typeof spawn>; ready: Record<string, unknown> }>((resolve, reject) => {
-        const child = spawn(process.execPath, [BIN, 'up', '--port', String(upPort), '--control-port', '0', '--json'], { env: { ...env, AEGIS_HOME: home } });
-        let out = '';
-        child.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          const i = out.indexOf('{');
-          if (i >= 0) {
-            try {
-              resolve({ child, ready: JSON.parse(out.slice(i)) as Record<string, unknown> });
-            } catch {
-              // wait for the rest
-            }
-          }
-        });
-        child.on('exit', (code) => reject(new Error(`aegis up exited ${code}`)));
-      });
+    const start = () => startAegisUp(['--port', String(upPort), '--control-port', '0'], { ...env, AEGIS_HOME: home });
     for (const round of [1, 2]) {
       const { child, ready } = await start();
       try {

@@ -5,7 +5,6 @@
  * No server → every test fails with the reason (never skipped).
  */
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import { S3Store } from '../store/index.js';
 import { seedRegistry, sequenceStates, tableChecksums, testKeys } from '../test-support/backup.js';
 import { okCli, runCli } from '../test-support/cli.js';
 import { tempDir } from '../test-support/fs.js';
+import { killWhenStalled } from '../test-support/kill.js';
 import { readAll } from '../test-support/store.js';
 import { runBackup } from './backup.js';
 import { listBackups, resolveBackup } from './catalog.js';
@@ -230,24 +230,7 @@ describe('cross-engine', () => {
 
 describe('kill -9 during a backup', () => {
   async function backupAndKill(url: string, store: S3Store, point: 'dump' | 'manifest'): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', KILL_CHILD, url, `s3://${BUCKET}/${store.base.replace(/\/$/, '')}`, point], {
-      env: { ...process.env, ...S3_ENV, AEGIS_LOG_LEVEL: 'error' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-    const stalled = await new Promise<boolean>((resolve) => {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('stalled\n')) resolve(true);
-      });
-      void exited.then(() => resolve(false));
-    });
-    expect(stalled, `the backup child exited before stalling: ${stderr}`).toBe(true);
-    child.kill('SIGKILL');
-    expect(await exited).toEqual({ code: null, signal: 'SIGKILL' });
+    await killWhenStalled(KILL_CHILD, [url, `s3://${BUCKET}/${store.base.replace(/\/$/, '')}`, point], { ...process.env, ...S3_ENV }, `while writing the ${point}`);
   }
 
   it.each(['dump', 'manifest'] as const)('killed while writing the %s: nothing looks like a complete backup', async (point) => {

@@ -16,9 +16,8 @@ export async function withControlFallback<T>(ctx: CliContext, local: () => Promi
     return await local();
   } catch (err) {
     if (!isAegisError(err, 'DB_LOCKED') || !existsSync(ctx.paths.controlToken)) throw err;
-    const { ControlClient, controlToken } = await import('../control/index.js');
-    const url = ctx.config.control.url ?? `http://127.0.0.1:${ctx.config.control.port}`;
-    return remote(new ControlClient(url, await controlToken(ctx.config.control.token, ctx.paths.controlToken, false), ctx.actor()));
+    const { connectControl } = await import('../control/connect.js');
+    return remote(await connectControl(ctx.config, ctx.actor()));
   }
 }
 

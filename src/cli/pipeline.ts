@@ -22,10 +22,9 @@ interface Opened {
 
 /** The control plane's rollout API as the canary step's CanaryStarter (the CLI cannot drive rollouts itself). */
 async function apiCanary(config: AegisConfig, actor: string): Promise<CanaryStarter> {
-  const { ControlClient, controlToken } = await import('../control/index.js');
-  const url = config.control.url ?? `http://${config.control.host === '0.0.0.0' ? '127.0.0.1' : config.control.host}:${config.control.port}`;
-  let client: InstanceType<typeof ControlClient> | undefined;
-  const get = async () => (client ??= new ControlClient(url, await controlToken(config.control.token, platformPaths(config).controlToken, false), actor));
+  const { connectControl } = await import('../control/connect.js');
+  let client: Awaited<ReturnType<typeof connectControl>> | undefined;
+  const get = async () => (client ??= await connectControl(config, actor));
   return {
     async start(model, version) {
       const v = await (await get()).request<RolloutView>('POST', '/api/v1/rollouts', { model, version });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { platformPaths, type AegisConfig } from '../config/index.js';
+import type { AegisConfig } from '../config/index.js';
 import { AegisError } from '../errors.js';
 import type { RolloutView } from '../rollout/controller/describe.js';
 import { CliContext } from './context.js';
@@ -12,10 +12,8 @@ interface CommonOptions {
 }
 
 async function client(config: AegisConfig, o: CommonOptions) {
-  const [{ ControlClient, controlToken }] = await Promise.all([import('../control/index.js')]);
-  const url = o.controlUrl ?? config.control.url ?? `http://${config.control.host === '0.0.0.0' ? '127.0.0.1' : config.control.host}:${config.control.port}`;
-  const token = await controlToken(o.token ?? config.control.token, platformPaths(config).controlToken, false);
-  return new ControlClient(url, token, new CliContext(config).actor());
+  const { connectControl } = await import('../control/connect.js');
+  return connectControl(config, new CliContext(config).actor(), { ...(o.controlUrl ? { url: o.controlUrl } : {}), ...(o.token ? { token: o.token } : {}) });
 }
 
 function splitRef(ref: string): { model: string; version: string } {

@@ -20,7 +20,7 @@ import { reportError } from './output.js';
  * Makes sure the example model is packaged, pushed and registered, and that
  * some version of it is in production; returns the archive URI to serve.
  */
-export async function ensureExampleModel(ctx: CliContext, say: (s: string) => void): Promise<{ uri: string; name: string; version: string }> {
+export async function ensureExampleModel(ctx: CliContext, say: (s: string) => void): Promise<{ uri: string; name: string; version: string; keyPath: string }> {
   const { keyPath } = await ensureDevTrust(ctx.config, say);
   const registry = await ctx.registry();
   const name = 'example_multimodal';
@@ -28,7 +28,7 @@ export async function ensureExampleModel(ctx: CliContext, say: (s: string) => vo
     if (isAegisError(err) && err.code === 'REGISTRY_NOT_FOUND') return undefined;
     throw err;
   });
-  if (existing) return { uri: existing.archiveUri, name, version: existing.version };
+  if (existing) return { uri: existing.archiveUri, name, version: existing.version, keyPath };
 
   const scratch = await mkdtemp(join(tmpdir(), 'aegis-up-'));
   try {
@@ -52,7 +52,7 @@ export async function ensureExampleModel(ctx: CliContext, say: (s: string) => vo
       actor: ctx.actor(),
     });
     await registry.promote(pkg.manifest.name, pkg.manifest.version, 'production', ctx.actor(), { reason: 'aegis up: first run' });
-    return { uri, name: pkg.manifest.name, version: pkg.manifest.version };
+    return { uri, name: pkg.manifest.name, version: pkg.manifest.version, keyPath };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -101,7 +101,7 @@ Example:
           cacheDir: ctx.paths.cache,
           store: ctx.store(),
           actor: ctx.actor(),
-          defaultSigningKey: (await ensureDevTrust(ctx.config, () => undefined)).keyPath,
+          defaultSigningKey: model.keyPath,
           token,
           serve: [{ model: model.name, port: Number(o.port) }],
           ...(o.controlPort !== undefined ? { port: Number(o.controlPort) } : {}),

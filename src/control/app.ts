@@ -166,7 +166,6 @@ export async function buildControlApp(o: ControlAppOptions): Promise<FastifyInst
       const b = parse(startBody, req.body);
       const spec = b.spec === undefined ? undefined : typeof b.spec === 'string' ? parseRolloutSpec(b.spec, 'the spec sent') : validateRolloutSpec(b.spec, 'the spec sent');
       const r = await o.controller.start({ model: b.model, version: b.version, actor: actor(req), ...(spec ? { spec } : {}), ...(b.injectFault ? { injectFault: b.injectFault } : {}) });
-      observe(r);
       return reply.code(201).send(describeRollout(r));
     });
     api.get('/api/v1/rollouts/:model', async (req) => describeRollout(await o.controller.status(model(req))));

@@ -17,6 +17,7 @@ import type { TrustAnchor } from '../signing/trust.js';
 
 export { ControlClient } from './client.js';
 export { controlToken } from './token.js';
+export { connectControl, controlUrl } from './connect.js';
 export { LocalDeployment } from './deployment.js';
 
 const log = () => childLogger('control');

@@ -5,7 +5,6 @@
  * resumes the run at its first unfinished step and redoes no finished side
  * effect.
  */
-import { spawn } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +14,7 @@ import type { Db } from '../db/types.js';
 import { AUDIT_ACTIONS, subjectOf } from '../registry/index.js';
 import { archiveKey } from '../store/types.js';
 import { tempDir } from '../test-support/fs.js';
+import { killWhenStalled } from '../test-support/kill.js';
 import { DATASET_V2, MODEL, pipelineDeps, pipelineEnv, RecordingCanary, seedProduction } from '../test-support/pipeline.js';
 import { PipelineRunner } from './runner.js';
 import { createRun, getRun, listSteps } from './store.js';
@@ -29,24 +29,7 @@ afterEach(async () => {
 
 /** Runs the kill child until it reports `stalled`, then kills it with SIGKILL. */
 async function runAndKill(work: string, dataDir: string, step: StepName, point: 'before' | 'after'): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, work, dataDir, step, point], {
-    env: { ...process.env, AEGIS_LOG_LEVEL: 'error' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  const stalled = await new Promise<boolean>((resolve) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('stalled\n')) resolve(true);
-    });
-    void exited.then(() => resolve(false));
-  });
-  expect(stalled, `the child exited before stalling at ${step} (${point}):\n${stderr}`).toBe(true);
-  child.kill('SIGKILL');
-  expect(await exited).toEqual({ code: null, signal: 'SIGKILL' });
+  await killWhenStalled(CHILD, [work, dataDir, step, point], process.env, `at ${step} (${point})`);
 }
 
 async function prepare(): Promise<{ work: string; dataDir: string; runId: number }> {

@@ -1,4 +1,5 @@
 import { AegisError } from '../../errors.js';
+import { hadNoResponse, isNetworkFailure, sdkError } from '../../util/aws-errors.js';
 
 export type KmsOp = 'GetPublicKey' | 'Sign';
 
@@ -9,20 +10,6 @@ export interface KmsRef {
   endpoint: string;
 }
 
-/** Socket-level failures: the endpoint could not be reached at all. */
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-  'ECONNABORTED',
-  'UND_ERR_SOCKET',
-]);
-const NETWORK_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'NetworkingError']);
 /** The caller is not allowed, or not recognized. */
 const AUTH_NAMES = new Set([
   'AccessDeniedException',
@@ -38,22 +25,12 @@ const AUTH_NAMES = new Set([
 /** The key exists but cannot sign now, or cannot sign this way. */
 const UNUSABLE_NAMES = new Set(['DisabledException', 'KMSInvalidStateException', 'KeyUnavailableException', 'InvalidKeyUsageException', 'UnsupportedOperationException']);
 
-interface SdkError {
-  name?: string;
-  code?: string;
-  message?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
 const PERMISSIONS = 'kms:GetPublicKey and kms:Sign';
 
 /** Maps an AWS SDK error from a KMS call to an AegisError with a stable code and a hint. */
 export function kmsError(err: unknown, ref: KmsRef, op: KmsOp): AegisError {
   if (err instanceof AegisError) return err;
-  const e = (err ?? {}) as SdkError;
-  const name = e.name ?? '';
-  const status = e.$metadata?.httpStatusCode;
-  const message = e.message ?? String(err);
+  const { e, name, status, message } = sdkError(err);
   const details = { keyId: ref.keyId, endpoint: ref.endpoint, op, ...(name ? { error: name } : {}), ...(status ? { status } : {}) };
 
   if (/region is missing/i.test(message)) {
@@ -98,7 +75,7 @@ export function kmsError(err: unknown, ref: KmsRef, op: KmsOp): AegisError {
       details,
     });
   }
-  if ((e.code && NETWORK_CODES.has(e.code)) || NETWORK_NAMES.has(name) || (status === undefined && e.$metadata !== undefined)) {
+  if (isNetworkFailure(e) || hadNoResponse(e)) {
     return new AegisError('KMS_UNREACHABLE', `cannot reach KMS at ${ref.endpoint} for ${op} on key ${ref.keyId}: ${message}`, {
       cause: err,
       hint: 'Check that the endpoint is reachable from here (AEGIS_KMS_ENDPOINT when set, the region in AEGIS_KMS_REGION, proxy and firewall settings, a VPC endpoint for KMS).',

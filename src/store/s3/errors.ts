@@ -1,4 +1,5 @@
 import { AegisError } from '../../errors.js';
+import { hadNoResponse, isNetworkFailure, sdkError } from '../../util/aws-errors.js';
 
 export type S3Op = 'put' | 'get' | 'head' | 'list' | 'delete';
 
@@ -10,20 +11,6 @@ interface StoreRef {
   uriOf(key: string): string;
 }
 
-/** Socket-level failures: the endpoint could not be reached at all. */
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-  'ECONNABORTED',
-  'UND_ERR_SOCKET',
-]);
-const NETWORK_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'NetworkingError']);
 const AUTH_NAMES = new Set([
   'CredentialsProviderError',
   'InvalidAccessKeyId',
@@ -34,22 +21,12 @@ const AUTH_NAMES = new Set([
   'TokenRefreshRequired',
 ]);
 
-interface SdkError {
-  name?: string;
-  code?: string;
-  message?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
 /** Maps an AWS SDK error to an AegisError with a code and an actionable hint. */
 export function s3Error(err: unknown, store: StoreRef, op: S3Op, key: string): AegisError {
   if (err instanceof AegisError) return err;
-  const e = (err ?? {}) as SdkError;
-  const name = e.name ?? '';
-  const status = e.$metadata?.httpStatusCode;
+  const { e, name, status, message } = sdkError(err);
   const what = key ? store.uriOf(key) : store.uri;
   const details = { store: store.uri, endpoint: store.endpoint, key, op, ...(name ? { error: name } : {}), ...(status ? { status } : {}) };
-  const message = e.message ?? String(err);
 
   if (name === 'NoSuchBucket') {
     return new AegisError('STORE_UNREACHABLE', `bucket ${store.bucket} does not exist at ${store.endpoint}`, {
@@ -75,7 +52,7 @@ export function s3Error(err: unknown, store: StoreRef, op: S3Op, key: string): A
       details,
     });
   }
-  if ((e.code && NETWORK_CODES.has(e.code)) || NETWORK_NAMES.has(name) || (status === undefined && e.$metadata !== undefined && !name.startsWith('S3'))) {
+  if (isNetworkFailure(e) || (hadNoResponse(e) && !name.startsWith('S3'))) {
     return new AegisError('STORE_UNREACHABLE', `cannot reach S3 at ${store.endpoint} for ${op} ${what}: ${message}`, {
       cause: err,
       hint: `Check that ${store.endpoint} is up and reachable from here and that bucket ${store.bucket} exists (AEGIS_S3_ENDPOINT, AEGIS_S3_REGION, proxy and firewall settings).`,
