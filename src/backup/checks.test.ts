@@ -94,6 +94,39 @@ describe('model-archive check', () => {
     }
   });
 
+  it('with a signature cache, verifies only what it has not seen, and still finds what changed since', async () => {
+    const cache = join(work.path, 'cache', 'verified-signatures');
+    const first = await checkModelArchives(db, { trust: keys.trust, store, verifyThreads: 2, signatureCache: cache });
+    expect(first.detail).toBe(`${VERSIONS} model versions (${VERSIONS} archives): archive present, signature verified`);
+    const second = await checkModelArchives(db, { trust: keys.trust, store, verifyThreads: 2, signatureCache: cache });
+    expect(second.detail).toBe(`${VERSIONS} model versions (${VERSIONS} archives): archive present, signature verified (${VERSIONS} of them verified by an earlier check: ${cache})`);
+
+    // Changed since: an archive deleted, a signature replaced by another key's, one altered. None is answered by the cache.
+    await store.delete(archiveKey('fraud', '1.0'));
+    await resign(1, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+    const tampered = Buffer.from(signDigest(await recordedDigest(2), keys.privateKey));
+    tampered[tampered.length - 1] = tampered[tampered.length - 1]! ^ 1;
+    await store.put(sigKey(2), Buffer.from(tampered.toString('base64')));
+    const third = await checkModelArchives(db, { trust: keys.trust, store, verifyThreads: 2, signatureCache: cache });
+    expect(third.status).toBe('failed');
+    expect(third.problems).toEqual([
+      expect.stringMatching(/^fraud@1\.0: archive missing: /),
+      expect.stringMatching(/^churn@1\.1: ARCHIVE_SIGNATURE_INVALID: /),
+      expect.stringMatching(/^fraud@1\.2: ARCHIVE_SIGNATURE_INVALID: /),
+    ]);
+
+    // A key revoked after its signatures were cached: every one of them is refused.
+    const oldPublic = keys.trust.kind === 'publicKey' ? keys.trust.key : (undefined as never);
+    const revoked: TrustAnchor = { kind: 'policy', policy: { path: 'TRUST.yaml', keys: [{ id: 'old', key: oldPublic, hint: keyHint(oldPublic), revoked: true, reason: 'leaked' }], authorities: [] } };
+    const fourth = await checkModelArchives(db, { trust: revoked, store, verifyThreads: 2, signatureCache: cache });
+    expect(fourth.detail).toBe(`${VERSIONS} of ${VERSIONS} model versions have a missing or unverifiable archive`);
+    expect(fourth.problems!.slice(1, 4)).toEqual([
+      expect.stringMatching(/^churn@1\.1: ARCHIVE_SIGNATURE_INVALID: /),
+      expect.stringMatching(/^fraud@1\.2: ARCHIVE_SIGNATURE_INVALID: /),
+      'churn@1.3: KEY_REVOKED: signing key "old" is revoked: leaked',
+    ]);
+  });
+
   it('reports every archive missing when the store folder is gone, listing the first 20', async () => {
     await rm(join(store.root, 'model-archives'), { recursive: true });
     const r = await checkModelArchives(db, { trust: keys.trust, store });

@@ -1,9 +1,9 @@
-import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Queryable } from '../db/types.js';
 import { AegisError, isAegisError } from '../errors.js';
-import { blobSigner, decodeBlobSignature } from '../signing/blob.js';
-import { BlobVerifierPool } from '../signing/blob-pool.js';
+import { blobKeys, blobSigner, decodeBlobSignature, notABlobSignature } from '../signing/blob.js';
+import { VerifiedSignatureCache } from '../signing/verified-cache.js';
+import { BlobVerifierPool, type LocalSignature } from '../signing/blob-pool.js';
 import type { TrustAnchor } from '../signing/trust.js';
 import { splitObjectUri } from '../store/index.js';
 import type { ArtifactStore } from '../store/types.js';
@@ -44,6 +44,12 @@ export interface ArchiveCheckOptions {
   concurrency?: number;
   /** Threads verifying signatures; default one per core, 0 = on this thread. A registry of fewer than 64 archives is always checked on this thread. */
   verifyThreads?: number;
+  /**
+   * File of signatures verified by earlier checks (signing/verified-cache.ts):
+   * those are not verified again, and new ones are added. Default: none.
+   * The CLI uses `<home>/cache/verified-signatures`.
+   */
+  signatureCache?: string;
 }
 
 interface VersionRow {
@@ -59,8 +65,10 @@ interface Archive {
   uri: string;
   sha256: string;
   rows: VersionRow[];
-  store?: ArtifactStore;
+  store?: ArtifactStore | undefined;
   key?: string;
+  /** Its path, on a local store. */
+  local?: string | undefined;
 }
 
 /** Archives read, then verified, per round; the next round's reads overlap this round's verification. */
@@ -82,11 +90,11 @@ const MIN_ARCHIVES_TO_LIST = 2;
  * fetch_and_verify_model does before any server loads one. The signature over
  * the recorded digest is what ties the restored registry row to what the
  * signer signed. Cost per archive (100k versions, 2-core machine, CPU): the
- * pure-JavaScript ECDSA verification (0.34 ms, spread over worker threads:
- * BlobVerifierPool) dominates; reads come next (~0.06 ms, on this thread,
+ * ECDSA verification (~0.11 ms, spread over worker threads: BlobVerifierPool,
+ * digest-verify.ts) dominates; reads come next (~7 µs, on this thread,
  * overlapping the previous round's verification). Reads: on a local
- * store, a stat of the archive and a read of the .sig through its path (a
- * stream per 100-byte file cost 5x more); on a remote one (S3), one listing
+ * store, a stat of the archive and a read of the .sig through its path, as
+ * plain system calls; on a remote one (S3), one listing
  * per model folder (1000 keys a request) instead of a HEAD per archive and
  * per signature, then a GET per signature present.
  */
@@ -94,6 +102,19 @@ export async function checkModelArchives(q: Queryable, o: ArchiveCheckOptions | 
   if ('skip' in o) return { name: 'model-archives', status: 'skipped', detail: o.skip };
   const present = await q.query<{ ok: boolean }>("SELECT to_regclass('model_versions') IS NOT NULL AND to_regclass('models') IS NOT NULL AS ok");
   if (!present.rows[0]?.ok) return { name: 'model-archives', status: 'failed', detail: 'the restored database has no model registry tables' };
+  // The worker threads start (~0.1 s) while the registry is read, when it is large enough to use them.
+  const count = await q.query<{ n: number | bigint }>('SELECT count(*) AS n FROM model_versions');
+  const threads = Number(count.rows[0]!.n) < MIN_ARCHIVES_FOR_THREADS ? 0 : o.verifyThreads;
+  const pool = new BlobVerifierPool(o.trust, { ...(threads === undefined ? {} : { threads }) });
+  try {
+    return await checkWith(q, o, pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+async function checkWith(q: Queryable, o: ArchiveCheckOptions, pool: BlobVerifierPool): Promise<CheckResult> {
+  pool.start();
   const r = await q.query<VersionRow>(
     'SELECT m.name, v.version, v.archive_uri, v.archive_sha256 FROM model_versions v JOIN models m ON m.id = v.model_id ORDER BY v.id',
   );
@@ -113,48 +134,97 @@ export async function checkModelArchives(q: Queryable, o: ArchiveCheckOptions | 
   for (const a of archives) {
     try {
       Object.assign(a, resolveArchive(a.uri, o.store, stores));
+      a.local = a.store!.localPath?.(a.key!); // checks the key, too
     } catch (err) {
+      a.store = undefined;
       fail(a, err);
     }
   }
   const reader = new SignatureReader(archives);
   const now = o.now ?? new Date();
-  const threads = archives.length < MIN_ARCHIVES_FOR_THREADS ? 0 : o.verifyThreads;
-  const pool = new BlobVerifierPool(o.trust, { expected: archives.length, ...(threads === undefined ? {} : { threads }) });
+  const cache = o.signatureCache === undefined ? undefined : await VerifiedSignatureCache.open(o.signatureCache);
+  const keys = o.trust.kind === 'certificates' ? [] : blobKeys(o.trust);
+  let fromCache = 0;
+  const accept = (archive: Archive, match: number) => {
+    try {
+      blobSigner(o.trust, match, now, archive.uri);
+    } catch (err) {
+      fail(archive, err);
+    }
+  };
   let crashed: unknown;
   try {
     let verifying: Promise<void> = Promise.resolve();
+    /** A round's archives, split by store, with the local ones' reads started (on the pool's threads). */
+    const prepare = (from: number) => {
+      const remote: Archive[] = [];
+      const local: { archive: Archive; files: LocalSignature }[] = [];
+      for (const a of archives.slice(from, from + ROUND)) {
+        if (!a.store) continue;
+        if (a.local === undefined) remote.push(a);
+        else local.push({ archive: a, files: { archive: a.local, digest: a.sha256 } });
+      }
+      const reads = pool.readLocal(
+        local.map((l) => l.files),
+        MAX_SIGNATURE_BYTES,
+        { cacheIds: cache !== undefined },
+      );
+      reads.catch(() => undefined); // awaited below; never left unhandled if this round is not reached
+      return { local, remote, reads };
+    };
+    // Two rounds' reads in flight: the threads read the next rounds' files while this one is looked up and verified.
+    const ahead = [prepare(0), ...(ROUND < archives.length ? [prepare(ROUND)] : [])];
     for (let i = 0; i < archives.length; i += ROUND) {
-      const round = archives.slice(i, i + ROUND).filter((a) => a.store);
-      const signed: { archive: Archive; signature: Buffer }[] = [];
-      await eachBounded(round, o.concurrency ?? 32, async (a) => {
+      const { local, remote, reads: reading } = ahead.shift()!;
+      const reads = await reading;
+      if (i + 2 * ROUND < archives.length) ahead.push(prepare(i + 2 * ROUND));
+      const signed: { archive: Archive; digest: Uint8Array; signature: Uint8Array; ids?: (string | undefined)[] | undefined }[] = [];
+      local.forEach(({ archive: a, files }, j) => {
+        const r = reads[j]!;
+        const sigUri = `${a.uri}.sig`;
+        if ('signature' in r) signed.push({ archive: a, digest: Buffer.from(files.digest, 'hex'), signature: r.signature, ids: r.cacheIds });
+        else if ('missing' in r) fail(a, r.missing === 'archive' ? `archive missing: ${a.uri}` : `signature missing: ${sigUri}`);
+        else if ('tooLarge' in r) fail(a, tooLarge(sigUri));
+        else if ('notSignature' in r) fail(a, notABlobSignature(sigUri));
+        else fail(a, unreadable(r.path === files.archive ? a.uri : sigUri, Object.assign(new Error(r.error), { code: r.errno })));
+      });
+      await eachBounded(remote, o.concurrency ?? 32, async (a) => {
         try {
           const found = await reader.read(a);
           if (typeof found === 'string') fail(a, found);
-          else signed.push({ archive: a, signature: decodeBlobSignature(found, `${a.uri}.sig`) });
+          else signed.push({ archive: a, digest: Buffer.from(a.sha256, 'hex'), signature: decodeBlobSignature(found, `${a.uri}.sig`) });
         } catch (err) {
           fail(a, err);
         }
       });
+      const toVerify: { archive: Archive; digest: Uint8Array; signature: Uint8Array; ids?: (string | undefined)[] }[] = [];
+      for (const s of signed) {
+        const ids = cache && (s.ids ?? cache.ids(keys, s.digest, s.signature));
+        const cached = ids ? cache!.firstId(ids) : -1;
+        if (cached < 0) toVerify.push({ archive: s.archive, digest: s.digest, signature: s.signature, ...(ids ? { ids } : {}) });
+        else {
+          fromCache++;
+          accept(s.archive, cached);
+        }
+      }
       await verifying;
       verifying = (async () => {
-        const matches = await pool.matches(signed.map((s) => ({ digest: Buffer.from(s.archive.sha256, 'hex'), signature: s.signature })));
-        signed.forEach((s, j) => {
-          try {
-            blobSigner(o.trust, matches[j]!, now, s.archive.uri);
-          } catch (err) {
-            fail(s.archive, err);
-          }
+        const matches = await pool.matches(toVerify);
+        toVerify.forEach((v, j) => {
+          const match = matches[j]!;
+          if (match >= 0) cache?.addId(v.ids?.[match]);
+          accept(v.archive, match);
         });
       })().catch((err: unknown) => {
         crashed ??= err;
       });
     }
     await verifying;
-  } finally {
-    await pool.close();
+  } catch (err) {
+    crashed ??= err;
   }
   if (crashed) throw crashed;
+  await cache?.save();
 
   const versions = r.rows.length;
   if (failures.length > 0) {
@@ -167,7 +237,8 @@ export async function checkModelArchives(q: Queryable, o: ArchiveCheckOptions | 
     }
     return { name: 'model-archives', status: 'failed', detail: `${failedVersions} of ${versions} model versions have a missing or unverifiable archive`, problems };
   }
-  return { name: 'model-archives', status: 'passed', detail: `${versions} model versions (${archives.length} archives): archive present, signature verified` };
+  const cached = fromCache > 0 ? ` (${fromCache} of them verified by an earlier check: ${o.signatureCache})` : '';
+  return { name: 'model-archives', status: 'passed', detail: `${versions} model versions (${archives.length} archives): archive present, signature verified${cached}` };
 }
 
 /** The store holding an archive URI and its key there: the platform's store when the URI is under it, else one store per folder. */
@@ -202,7 +273,7 @@ class SignatureReader {
 
   constructor(archives: Archive[]) {
     for (const a of archives) {
-      if (!a.store || !a.key || isLocal(a.store, a.key)) continue;
+      if (!a.store || !a.key || a.local !== undefined) continue;
       const prefix = listPrefix(a.key);
       if (prefix === undefined) continue;
       const id = `${a.store.uri}\n${prefix}`;
@@ -212,16 +283,11 @@ class SignatureReader {
     }
   }
 
-  /** The signature file's bytes, or the problem (archive or signature missing). */
+  /** On a remote store: the signature file's bytes, or the problem (archive or signature missing). */
   async read(a: Archive): Promise<Buffer | string> {
     const store = a.store!;
     const key = a.key!;
     const sigUri = `${a.uri}.sig`;
-    const local = store.localPath?.(`${key}.sig`);
-    if (local !== undefined) {
-      if (!(await store.head(key))) return `archive missing: ${a.uri}`;
-      return (await readLocal(local, sigUri)) ?? `signature missing: ${sigUri}`;
-    }
     const prefix = listPrefix(key);
     const entry = prefix === undefined ? undefined : this.listed.get(`${store.uri}\n${prefix}`);
     if (entry && entry.archives >= MIN_ARCHIVES_TO_LIST) {
@@ -243,14 +309,6 @@ class SignatureReader {
   }
 }
 
-function isLocal(store: ArtifactStore, key: string): boolean {
-  try {
-    return store.localPath?.(key) !== undefined;
-  } catch {
-    return false; // an invalid key: read() reports it
-  }
-}
-
 /** The model folder two levels above an archive key (`model-archives/<model>/`), or undefined for a key too short to have one. */
 function listPrefix(key: string): string | undefined {
   const parts = key.split('/');
@@ -261,31 +319,6 @@ async function listSizes(store: ArtifactStore, prefix: string): Promise<Map<stri
   const sizes = new Map<string, number>();
   for await (const o of store.list(prefix)) sizes.set(o.key, o.size);
   return sizes;
-}
-
-/** A local signature file's bytes; undefined when there is none (absent, or not a file). */
-async function readLocal(path: string, uri: string): Promise<Buffer | undefined> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw unreadable(uri, err);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) return undefined;
-    if (st.size > MAX_SIGNATURE_BYTES) throw tooLarge(uri);
-    const buf = Buffer.allocUnsafe(st.size);
-    const { bytesRead } = await fh.read(buf, 0, st.size, 0);
-    return buf.subarray(0, bytesRead);
-  } catch (err) {
-    if (isAegisError(err)) throw err;
-    throw unreadable(uri, err);
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
 }
 
 async function readBounded(stream: Readable, uri: string): Promise<Buffer> {

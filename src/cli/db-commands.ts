@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { join } from 'node:path';
 import type {
   BackupFormat,
   BackupTrigger,
@@ -93,9 +94,13 @@ function renderPrune(p: PruneResult): string[] {
 }
 
 /** The archive check's trust anchor, or why it is skipped. Resolved before anything is touched. */
-async function archiveCheck(ctx: CliContext, o: { verifyArchives?: boolean; publicKey?: string; trust?: string }): Promise<RestoreOptions['archives']> {
+async function archiveCheck(ctx: CliContext, o: { verifyArchives?: boolean; publicKey?: string; trust?: string; signatureCache?: boolean }): Promise<RestoreOptions['archives']> {
   if (o.verifyArchives === false) return { skip: 'disabled by --no-verify-archives' };
-  return { trust: await ctx.trust({ publicKey: o.publicKey, trust: o.trust }), store: ctx.store() };
+  return {
+    trust: await ctx.trust({ publicKey: o.publicKey, trust: o.trust }),
+    store: ctx.store(),
+    ...(o.signatureCache === false ? {} : { signatureCache: join(ctx.paths.cache, 'verified-signatures') }),
+  };
 }
 
 const checkOptions = (cmd: Command): Command =>
@@ -103,6 +108,7 @@ const checkOptions = (cmd: Command): Command =>
     .option('--public-key <key.pem>', 'trust this key when checking model archive signatures')
     .option('--trust <trust.yaml>', 'trust policy for the archive signatures (default: <home>/trust.yaml)')
     .option('--no-verify-archives', 'skip the model-archive check (reported as skipped)')
+    .option('--no-signature-cache', 'verify every archive signature, even those an earlier check verified (<home>/cache/verified-signatures)')
     .option('--health-url <url>', 'control-plane health URL to check (default: backup.healthUrl)');
 
 export function registerDbCommands(program: Command, config: () => AegisConfig): Command {

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { AegisError } from '../errors.js';
-import { digestVerifier } from './digest-verify.js';
+import { digestVerifier, parseBlobSignature } from './digest-verify.js';
 import { curveInfo, keyHint } from './keys.js';
 import { assertUsable, type TrustAnchor } from './trust.js';
 
@@ -33,8 +33,7 @@ export function signDigest(digest: Buffer, privateKey: KeyObject): Buffer {
 /**
  * Whether `signature` (DER ECDSA) is `publicKey`'s over `digest`. High-S
  * signatures are accepted, as by cosign and OpenSSL. See digest-verify.ts for
- * why this is @noble/curves rather than node:crypto, and how the per-key
- * cost is kept down.
+ * how a digest (not a message) is verified with node:crypto.
  */
 export function verifyDigest(digest: Buffer, signature: Buffer, publicKey: KeyObject): boolean {
   return digestVerifier(publicKey)(digest, signature);
@@ -42,10 +41,14 @@ export function verifyDigest(digest: Buffer, signature: Buffer, publicKey: KeyOb
 
 /** Reads a `.sig` file's content: base64 (cosign) or raw DER. */
 export function decodeBlobSignature(content: Buffer, source: string): Buffer {
-  const text = content.toString('utf8').trim();
-  if (/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return Buffer.from(text, 'base64');
-  if (content[0] === 0x30) return content; // raw DER SEQUENCE
-  throw new AegisError('ARCHIVE_SIGNATURE_INVALID', `${source} is not a signature (expected base64 DER ECDSA)`, {
+  const der = parseBlobSignature(content);
+  if (der) return Buffer.from(der.buffer, der.byteOffset, der.byteLength);
+  throw notABlobSignature(source);
+}
+
+/** The error for a `.sig` file that holds neither base64 nor DER. */
+export function notABlobSignature(source: string): AegisError {
+  return new AegisError('ARCHIVE_SIGNATURE_INVALID', `${source} is not a signature (expected base64 DER ECDSA)`, {
     hint: 'Pass the model.tar.gz.sig written by `aegis model package`.',
     details: { source },
   });
