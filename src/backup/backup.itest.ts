@@ -286,6 +286,13 @@ describe('drill', () => {
       const r = await runCli('db', 'restore', '--from', backup.uri, '--target', target, '--public-key', pub, '--json');
       expect(r.code, r.stderr + r.stdout).toBe(0);
       expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, target: { engine: 'postgres' } });
+      // The drill verified the signatures; this restore found them in <home>/cache/verified-signatures …
+      const archiveCheck = (out: string) => (JSON.parse(out) as { checks: { name: string; detail: string }[] }).checks.find((c) => c.name === 'model-archives')!.detail;
+      expect(archiveCheck(r.stdout)).toMatch(/signature verified \(\d+ of them verified by an earlier check: .*verified-signatures\)$/);
+      // … and --no-signature-cache verifies them all again.
+      const again = await runCli('db', 'restore', '--from', backup.uri, '--target', await freshDatabase(), '--public-key', pub, '--no-signature-cache', '--json');
+      expect(again.code, again.stderr + again.stdout).toBe(0);
+      expect(archiveCheck(again.stdout)).toMatch(/signature verified$/);
       const runs = await source.db.query<{ trigger: string; status: string }>('SELECT trigger, status FROM backup_runs ORDER BY id');
       expect(runs.rows).toEqual([{ trigger: 'manual', status: 'succeeded' }]);
     } finally {

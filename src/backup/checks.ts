@@ -65,10 +65,8 @@ interface Archive {
   uri: string;
   sha256: string;
   rows: VersionRow[];
-  store?: ArtifactStore | undefined;
+  store?: ArtifactStore;
   key?: string;
-  /** Its path, on a local store. */
-  local?: string | undefined;
 }
 
 /** Archives read, then verified, per round; the next round's reads overlap this round's verification. */
@@ -134,9 +132,7 @@ async function checkWith(q: Queryable, o: ArchiveCheckOptions, pool: BlobVerifie
   for (const a of archives) {
     try {
       Object.assign(a, resolveArchive(a.uri, o.store, stores));
-      a.local = a.store!.localPath?.(a.key!); // checks the key, too
     } catch (err) {
-      a.store = undefined;
       fail(a, err);
     }
   }
@@ -161,8 +157,13 @@ async function checkWith(q: Queryable, o: ArchiveCheckOptions, pool: BlobVerifie
       const local: { archive: Archive; files: LocalSignature }[] = [];
       for (const a of archives.slice(from, from + ROUND)) {
         if (!a.store) continue;
-        if (a.local === undefined) remote.push(a);
-        else local.push({ archive: a, files: { archive: a.local, digest: a.sha256 } });
+        try {
+          const path = a.store.localPath?.(a.key!); // checks the key, too
+          if (path === undefined) remote.push(a);
+          else local.push({ archive: a, files: { archive: path, digest: a.sha256 } });
+        } catch (err) {
+          fail(a, err);
+        }
       }
       const reads = pool.readLocal(
         local.map((l) => l.files),
@@ -273,7 +274,7 @@ class SignatureReader {
 
   constructor(archives: Archive[]) {
     for (const a of archives) {
-      if (!a.store || !a.key || a.local !== undefined) continue;
+      if (!a.store || !a.key || a.store.localPath) continue; // a local store is read by path
       const prefix = listPrefix(a.key);
       if (prefix === undefined) continue;
       const id = `${a.store.uri}\n${prefix}`;

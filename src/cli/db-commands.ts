@@ -253,7 +253,9 @@ manifest's SHA-256 and size, and its schema version must be one this build
 knows. A target holding data is refused without --force. After loading,
 migrations run forward (older dumps) and the smoke checks run: row counts
 equal the manifest, every model version's archive exists and its signature
-verifies, the control plane answers health (skipped when no URL is set).
+verifies (a signature an earlier check on this machine verified is not
+verified again: <home>/cache/verified-signatures; --no-signature-cache), the
+control plane answers health (skipped when no URL is set).
 Exit status 1 when any check fails. Cross-engine restores work both ways
 (embedded ⇄ PostgreSQL; a pg_dump backup into the embedded database needs pg_restore).
 

@@ -3,7 +3,7 @@
 // loaded by path as a worker thread (blob-pool.ts), both from dist/ (compiled)
 // and from src/ under Node's type stripping in tests, so it must not import
 // project modules.
-import { createECDH, createHash, createPublicKey, verify as opensslVerify, type ECDH, type KeyObject } from 'node:crypto';
+import { createECDH, createHash, createPublicKey, hash, verify as opensslVerify, type ECDH, type KeyObject } from 'node:crypto';
 import { closeSync, constants as fsConstants, openSync, readSync, statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
@@ -194,8 +194,8 @@ export function parseBlobSignature(content: Uint8Array): Uint8Array | undefined 
   return undefined;
 }
 
-const CACHE_DOMAIN = Buffer.from('aegis verified blob signature v1\0', 'latin1');
-const cachePrefixes = new WeakMap<Uint8Array, ReturnType<typeof createHash>>();
+const CACHE_DOMAIN = Buffer.from('aegis verified blob signature v2\0', 'latin1');
+const cacheKeyParts = new WeakMap<Uint8Array, Buffer>();
 
 function u32(n: number): Buffer {
   const b = Buffer.allocUnsafe(4);
@@ -206,16 +206,16 @@ function u32(n: number): Buffer {
 /**
  * The verified-signature cache's entry (signing/verified-cache.ts) for the key
  * `spki` (SPKI DER), `digest` and the DER `signature`: SHA-256 over a domain
- * tag and the three, each but the last length-prefixed; 32 bytes as a latin1
- * string. Here so that worker threads compute it beside the read.
+ * tag, the key's SHA-256, the digest (length-prefixed) and the signature; 32
+ * bytes. Here so that worker threads compute it beside the read.
  */
-export function signatureCacheId(spki: Uint8Array, digest: Uint8Array, signature: Uint8Array): string {
-  let prefix = cachePrefixes.get(spki);
-  if (!prefix) {
-    prefix = createHash('sha256').update(CACHE_DOMAIN).update(u32(spki.length)).update(spki);
-    cachePrefixes.set(spki, prefix);
+export function signatureCacheId(spki: Uint8Array, digest: Uint8Array, signature: Uint8Array): Buffer {
+  let keyPart = cacheKeyParts.get(spki);
+  if (!keyPart) {
+    keyPart = Buffer.concat([CACHE_DOMAIN, createHash('sha256').update(spki).digest()]);
+    cacheKeyParts.set(spki, keyPart);
   }
-  return prefix.copy().update(u32(digest.length)).update(digest).update(signature).digest().toString('latin1');
+  return hash('sha256', Buffer.concat([keyPart, u32(digest.length), digest, signature]), 'buffer');
 }
 
 /** A detached signature file on a local disk, read: the DER signature (and its cache ids, one per key), or what is wrong. */
@@ -311,7 +311,7 @@ export function readSignatureFiles(files: readonly LocalSignature[], max: number
       const sig = signatures.subarray(end, end + r.signature.length);
       if (spkis) {
         const digest = Buffer.from(f.digest, 'hex');
-        spkis.forEach((k, j) => ids.set(Buffer.from(signatureCacheId(k, digest, sig), 'latin1'), (i * keys + j) * 32));
+        spkis.forEach((k, j) => ids.set(signatureCacheId(k, digest, sig), (i * keys + j) * 32));
       }
       end += r.signature.length;
     } else {

@@ -13,8 +13,8 @@ import { signatureCacheId } from './digest-verify.js';
  * own trade-off, not a general-purpose store.
  *
  * What it stores and what it does not decide:
- * - an entry is SHA-256 over a domain tag, the key's SPKI, the digest and the
- *   DER signature; a hit proves only that this exact signature by this exact
+ * - an entry is SHA-256 over a domain tag, the key's SPKI (hashed), the
+ *   digest and the DER signature (signatureCacheId in digest-verify.ts); a hit proves only that this exact signature by this exact
  *   key over this exact digest verified before (the equation's answer never
  *   changes). Which keys are trusted, revoked or expired is decided afresh on
  *   every check (blobSigner), so rotating or revoking a key needs no flush;
@@ -28,7 +28,7 @@ import { signatureCacheId } from './digest-verify.js';
  * parse is ignored (the check verifies everything, as with no cache) and
  * replaced on the next save; saves are atomic (temp file + rename).
  */
-const HEADER = Buffer.from('AEGIS-VSIG-1\n\0\0\0', 'latin1');
+const HEADER = Buffer.from('AEGIS-VSIG-2\n\0\0\0', 'latin1');
 const ENTRY = 32;
 /** 64 MiB of entries; past it only the entries this process used are kept. */
 const MAX_ENTRIES = 2_000_000;
@@ -125,7 +125,7 @@ export class VerifiedSignatureCache {
 
   private entry(key: KeyObject, digest: Uint8Array, signature: Uint8Array): string | undefined {
     const spki = spkiOf(key);
-    return spki && signatureCacheId(spki, digest, signature);
+    return spki && signatureCacheId(spki, digest, signature).toString('latin1');
   }
 }
 

@@ -178,7 +178,7 @@ export class FileStore implements ArtifactStore {
   }
 
   private pathOf(key: string): string {
-    return join(this.root, ...validateKey(key).split('/'));
+    return join(this.root, validateKey(key)); // a valid key has no empty, `.` or `..` segment: joining it whole is joining its segments
   }
 
   /** Depth-first walk in key order: a folder `d` sorts as `d/`, which is where its keys fall. */
