@@ -22,9 +22,9 @@ let work: Awaited<ReturnType<typeof tempDir>>;
 let env: NodeJS.ProcessEnv;
 let port = 18_000 + Math.floor(Math.random() * 2000);
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, [BIN, ...args], { env });
+    const c = spawn(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv } });
     let stdout = '';
     let stderr = '';
     c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -133,6 +133,7 @@ describe('aegis up', () => {
         expect(res.status, `round ${round}`).toBe(200);
         const body = (await res.json()) as { outputs: { probabilities: number[][] } };
         expect(body.outputs.probabilities[0]).toHaveLength(3);
+        if (round === 1) await dbCommandsWhileUp({ AEGIS_HOME: home, AEGIS_CONTROL_URL: String(ready.control) });
       } finally {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGINT');
@@ -141,3 +142,32 @@ describe('aegis up', () => {
     }
   });
 });
+
+/**
+ * `aegis up` holds the embedded database: `aegis db backup` and `aegis db drill`
+ * run in its control plane instead (same reports), `aegis db backups` reads the
+ * store, and a restore into the held database is refused with DB_LOCKED.
+ */
+async function dbCommandsWhileUp(inHome: NodeJS.ProcessEnv): Promise<void> {
+  const backup = await run(['db', 'backup', '--json'], inHome);
+  expect(backup.code, backup.stderr).toBe(0);
+  const made = JSON.parse(backup.stdout) as { ok: boolean; uri: string; manifest: { id: string; engine: string; format: string; tables: Record<string, number> } };
+  expect(made).toMatchObject({ ok: true, manifest: { engine: 'pglite', format: 'aegis-logical' } });
+  expect(made.manifest.tables['public.model_versions']).toBeGreaterThanOrEqual(1);
+  const list = JSON.parse((await run(['db', 'backups', '--json'], inHome)).stdout) as { backups: { id: string }[] };
+  expect(list.backups.map((b) => b.id)).toContain(made.manifest.id);
+
+  const archiveDetail = (out: string) => (JSON.parse(out) as { restore: { checks: { name: string; status: string; detail: string }[] } }).restore.checks.find((c) => c.name === 'model-archives')!;
+  const drill = await run(['db', 'drill', '--from', 'latest', '--json'], inHome);
+  expect(drill.code, drill.stderr + drill.stdout).toBe(0);
+  expect(JSON.parse(drill.stdout)).toMatchObject({ ok: true, backup: { id: made.manifest.id, new: false }, scratch: 'in-memory PGlite' });
+  expect(archiveDetail(drill.stdout)).toMatchObject({ status: 'passed' });
+  const again = await run(['db', 'drill', '--json'], inHome); // a new backup, then the drill; the signatures are cached now
+  expect(again.code, again.stderr + again.stdout).toBe(0);
+  expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, backup: { new: true } });
+  expect(archiveDetail(again.stdout).detail).toMatch(/verified by an earlier check/);
+
+  const restore = await run(['db', 'restore', '--from', 'latest', '--force'], inHome);
+  expect(restore.code).not.toBe(0);
+  expect(restore.stderr).toContain('DB_LOCKED');
+}

@@ -1,7 +1,8 @@
 import { Option, type Command } from 'commander';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type {
   BackupFormat,
+  BackupManifest,
   BackupTrigger,
   CheckResult,
   DrillReport,
@@ -18,6 +19,7 @@ import { AegisError } from '../errors.js';
 import { openStore } from '../store/index.js';
 import type { ArtifactStore } from '../store/types.js';
 import { withContext } from './archive-commands.js';
+import { withControlFallback } from './control-fallback.js';
 import type { CliContext } from './context.js';
 import { EXIT_FAILED, printJson } from './output.js';
 
@@ -34,6 +36,9 @@ async function loadModules(): Promise<void> {
  * src/backup (see docs/backup-restore.md).
  */
 const FORMATS: Record<string, BackupFormat> = { pgdump: 'pg_dump-custom', logical: 'aegis-logical' };
+
+/** How long the CLI waits for a backup or drill the control plane runs for it. */
+const REMOTE_TIMEOUT_MS = 60 * 60 * 1000;
 
 function tools(config: AegisConfig): PgToolPaths {
   return { pgDump: config.backup.pgDumpPath, pgRestore: config.backup.pgRestorePath };
@@ -145,38 +150,38 @@ Examples:
         const keep = o.keepDaily !== undefined || o.keepWeekly !== undefined
           ? { keepDaily: count(o.keepDaily ?? '0', '--keep-daily'), keepWeekly: count(o.keepWeekly ?? '0', '--keep-weekly') }
           : undefined;
-        const store = backupStore(ctx, o.to);
-        const source = await openSource(ctx);
-        const runs = new B.DbBackupRunLog(source.db);
         const trigger = o.trigger as BackupTrigger;
-        const startedAt = new Date();
-        try {
-          const r = await B.runBackup({ source, store, ...(o.format ? { format: FORMATS[o.format as string]! } : {}), tools: tools(ctx.config) }).catch(async (err: unknown) => {
-            const e = err as AegisError;
-            await B.recordQuietly(runs, { trigger, status: 'failed', startedAt, finishedAt: new Date(), errorCode: e.code, errorMessage: e.message });
-            throw err;
-          });
-          await B.recordQuietly(runs, {
-            trigger,
-            status: 'succeeded',
-            startedAt,
-            finishedAt: new Date(),
-            backupId: r.manifest.id,
-            location: r.uri,
-            format: r.manifest.format,
-            bytes: r.manifest.dump.size,
-          });
-          const pruned = keep ? await B.pruneBackups(store, keep) : undefined;
-          if (o.json) return printJson({ ok: true, uri: r.uri, manifest: r.manifest, ...(pruned ? { pruned } : {}) });
-          const rows = Object.values(r.manifest.tables).reduce((a, b) => a + b, 0);
-          const ms = Date.parse(r.manifest.finishedAt) - Date.parse(r.manifest.startedAt);
-          process.stdout.write(
-            `backed up to ${r.uri}\n  ${r.manifest.format}, ${mib(r.manifest.dump.size)}, ${Object.keys(r.manifest.tables).length} tables, ${rows} rows, schema ${r.manifest.schemaVersion}, ${seconds(ms)}\n`,
-          );
-          if (pruned) process.stdout.write(['retention:', ...renderPrune(pruned)].join('\n') + '\n');
-        } finally {
-          await source.db.close();
-        }
+        const done = await withControlFallback<{ uri: string; manifest: BackupManifest; pruned?: PruneResult }>(
+          ctx,
+          async () => {
+            const source = await openSource(ctx);
+            try {
+              const r = await B.runRecordedBackup({
+                source,
+                store: backupStore(ctx, o.to),
+                ...(o.format ? { format: FORMATS[o.format as string]! } : {}),
+                tools: tools(ctx.config),
+                runs: new B.DbBackupRunLog(source.db),
+                trigger,
+                retention: keep,
+              });
+              return { uri: r.result.uri, manifest: r.result.manifest, ...(r.pruned ? { pruned: r.pruned } : {}) };
+            } finally {
+              await source.db.close();
+            }
+          },
+          // `aegis up` holds the embedded database: its control plane makes the backup.
+          (client) =>
+            client.request('POST', '/api/v1/db/backups', { to: o.to, format: o.format, trigger, ...keep }, { timeoutMs: REMOTE_TIMEOUT_MS }),
+        );
+        const { uri, manifest, pruned } = done;
+        if (o.json) return printJson({ ok: true, uri, manifest, ...(pruned ? { pruned } : {}) });
+        const rows = Object.values(manifest.tables).reduce((a, b) => a + b, 0);
+        const ms = Date.parse(manifest.finishedAt) - Date.parse(manifest.startedAt);
+        process.stdout.write(
+          `backed up to ${uri}\n  ${manifest.format}, ${mib(manifest.dump.size)}, ${Object.keys(manifest.tables).length} tables, ${rows} rows, schema ${manifest.schemaVersion}, ${seconds(ms)}\n`,
+        );
+        if (pruned) process.stdout.write(['retention:', ...renderPrune(pruned)].join('\n') + '\n');
       }),
     );
 
@@ -315,31 +320,54 @@ Examples:
     .action(async (o) =>
       withContext(config, o, async (ctx) => {
         await loadModules();
-        const archives = await archiveCheck(ctx, o);
-        const source = await openSource(ctx);
-        try {
-          const scratch = o.scratchUrl
-            ? B.existingScratch(o.scratchUrl)
-            : source.url
-              ? B.postgresScratch(source.url, { keep: o.keepScratch === true })
-              : B.pgliteScratch();
-          const report = await B.runDrill({
-            source,
-            store: backupStore(ctx, o.store),
-            from: o.from,
-            ...(o.format ? { format: FORMATS[o.format as string]! } : {}),
-            scratch,
-            tools: tools(ctx.config),
-            archives,
-            healthUrl: o.healthUrl ?? ctx.config.backup.healthUrl,
-            runs: new B.DbBackupRunLog(source.db),
-          });
-          if (o.json) printJson(report);
-          else process.stdout.write(renderDrill(report) + '\n');
-          if (!report.ok) process.exitCode = EXIT_FAILED;
-        } finally {
-          await source.db.close();
-        }
+        const report = await withControlFallback<DrillReport>(
+          ctx,
+          async () => {
+            const source = await openSource(ctx); // first: DB_LOCKED sends the drill to the control plane, with its own trust anchor
+            try {
+              const archives = await archiveCheck(ctx, o); // before the backup: a missing anchor makes nothing
+              const scratch = o.scratchUrl
+                ? B.existingScratch(o.scratchUrl)
+                : source.url
+                  ? B.postgresScratch(source.url, { keep: o.keepScratch === true })
+                  : B.pgliteScratch();
+              return await B.runDrill({
+                source,
+                store: backupStore(ctx, o.store),
+                from: o.from,
+                ...(o.format ? { format: FORMATS[o.format as string]! } : {}),
+                scratch,
+                tools: tools(ctx.config),
+                archives,
+                healthUrl: o.healthUrl ?? ctx.config.backup.healthUrl,
+                runs: new B.DbBackupRunLog(source.db),
+              });
+            } finally {
+              await source.db.close();
+            }
+          },
+          // `aegis up` holds the embedded database: its control plane runs the drill (into an in-memory scratch database).
+          (client) =>
+            client.request(
+              'POST',
+              '/api/v1/db/drills',
+              {
+                store: o.store,
+                from: o.from,
+                format: o.format,
+                scratchUrl: o.scratchUrl,
+                verifyArchives: o.verifyArchives,
+                signatureCache: o.signatureCache,
+                publicKey: o.publicKey === undefined ? undefined : resolve(o.publicKey),
+                trust: o.trust === undefined ? undefined : resolve(o.trust),
+                healthUrl: o.healthUrl,
+              },
+              { timeoutMs: REMOTE_TIMEOUT_MS },
+            ),
+        );
+        if (o.json) printJson(report);
+        else process.stdout.write(renderDrill(report) + '\n');
+        if (!report.ok) process.exitCode = EXIT_FAILED;
       }),
     );
   return db;

@@ -134,4 +134,38 @@ describe('control-plane API', () => {
     const list = await app.inject({ method: 'GET', url: '/api/v1/rollouts?model=m', headers: auth });
     expect((list.json() as { rollouts: RolloutView[] }).rollouts.map((r) => r.phase)).toEqual(['Degraded']);
   });
+
+  it('runs database backups and drills for the CLI behind the token, refusing unknown fields and relative key paths', async () => {
+    const calls: unknown[] = [];
+    const withDb = await buildControlApp({
+      controller,
+      token: TOKEN,
+      database: {
+        backup: async (req) => (calls.push(['backup', req]), { ok: true, uri: 'file:///b/db-backups/x' }),
+        drill: async (req) => (calls.push(['drill', req]), { ok: true, rtoSeconds: 1 }),
+      },
+    });
+    try {
+      expect((await withDb.inject({ method: 'POST', url: '/api/v1/db/backups', payload: {} })).statusCode).toBe(401);
+      const made = await withDb.inject({ method: 'POST', url: '/api/v1/db/backups', headers: auth, payload: { format: 'logical', keepDaily: 7 } });
+      expect(made.statusCode).toBe(201);
+      expect(made.json()).toEqual({ ok: true, uri: 'file:///b/db-backups/x' });
+      const unknown = await withDb.inject({ method: 'POST', url: '/api/v1/db/backups', headers: auth, payload: { format: 'zip' } });
+      expect(unknown.statusCode).toBe(400);
+      expect(unknown.json().error.message).toMatch(/^format: /);
+      const relative = await withDb.inject({ method: 'POST', url: '/api/v1/db/drills', headers: auth, payload: { publicKey: 'keys/pub.pem' } });
+      expect(relative.statusCode).toBe(400);
+      expect(relative.json().error.message).toBe('publicKey: an absolute path');
+      const drill = await withDb.inject({ method: 'POST', url: '/api/v1/db/drills', headers: auth, payload: { from: 'latest', signatureCache: false } });
+      expect(drill.statusCode).toBe(200);
+      expect(calls).toEqual([
+        ['backup', { format: 'logical', keepDaily: 7 }],
+        ['drill', { from: 'latest', signatureCache: false }],
+      ]);
+      // A control plane without them says so.
+      expect((await app.inject({ method: 'POST', url: '/api/v1/db/backups', headers: auth, payload: {} })).json().error.code).toBe('USAGE');
+    } finally {
+      await withDb.close();
+    }
+  });
 });

@@ -10,6 +10,7 @@ import type { RolloutRecord } from '../rollout/controller/types.js';
 import { parseRolloutSpec, validateRolloutSpec } from '../rollout/spec.js';
 import type { Registry } from '../registry/index.js';
 import { STAGES } from '../registry/types.js';
+import { dbBackupRequest, dbDrillRequest, type DatabaseOps } from './database.js';
 
 const log = () => childLogger('control');
 
@@ -27,6 +28,8 @@ export interface ControlAppOptions {
   registry?: Registry;
   /** Retrain pipeline runs (GET /api/v1/pipeline/runs[/:id]): what `aegis pipeline list|show` read while the control plane holds the embedded DB. */
   pipelineRuns?: { list(filter: { state?: string; model?: string; limit?: number }): Promise<unknown>; show(id: number): Promise<unknown> };
+  /** Database backups and drills (POST /api/v1/db/backups, /api/v1/db/drills): what `aegis db backup|drill` use while the control plane holds the embedded DB. */
+  database?: DatabaseOps;
   /** Mounts more routes (e.g. the Alertmanager receiver) on the same server. */
   plugins?: Array<(app: FastifyInstance) => Promise<void> | void>;
 }
@@ -157,6 +160,12 @@ export async function buildControlApp(o: ControlAppOptions): Promise<FastifyInst
       const { id } = parse(z.object({ id: z.coerce.number().int().min(1) }).strict(), req.params);
       return o.pipelineRuns.show(id);
     });
+    const database = () => {
+      if (!o.database) throw new AegisError('USAGE', 'this control plane does not run database backups', { hint: 'Run `aegis db backup` / `aegis db drill` against the database directly.' });
+      return o.database;
+    };
+    api.post('/api/v1/db/backups', async (req, reply) => reply.code(201).send(await database().backup(parse(dbBackupRequest, req.body))));
+    api.post('/api/v1/db/drills', async (req) => database().drill(parse(dbDrillRequest, req.body)));
     api.get('/api/v1/rollouts', async (req) => {
       const q = req.query as { model?: string; limit?: string };
       const rows = await o.controller.list({ ...(q.model ? { model: parse(MODEL, q.model) } : {}), ...(q.limit ? { limit: Number(q.limit) } : {}) });

@@ -12,14 +12,15 @@ export class ControlClient {
     this.#actor = actor;
   }
 
-  async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  /** `timeoutMs`: how long to wait for the answer (default 30 s; a backup or drill run by the control plane takes longer). */
+  async request<T>(method: 'GET' | 'POST', path: string, body?: unknown, options: { timeoutMs?: number } = {}): Promise<T> {
     let res: Response;
     try {
       res = await fetch(this.url + path, {
         method,
         headers: { authorization: `Bearer ${this.#token}`, 'x-aegis-actor': this.#actor, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(30_000),
+        signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
       });
     } catch (err) {
       throw new AegisError('CONTROL_UNREACHABLE', `cannot reach the control plane at ${this.url}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, {

@@ -10,6 +10,7 @@ import { RolloutController } from '../rollout/controller/index.js';
 import { DbRolloutStore } from '../rollout/store/index.js';
 import type { ArtifactStore } from '../store/types.js';
 import { buildControlApp } from './app.js';
+import { databaseOps } from './database.js';
 import { LocalDeployment } from './deployment.js';
 import { RegistryStages } from './stages.js';
 import { registerArchive } from './register.js';
@@ -155,6 +156,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       metrics,
       register,
       registry: o.registry,
+      database: databaseOps({ config: o.config, db: o.db, trust: o.trust }),
       pipelineRuns: {
         list: (f) => listRuns(o.db, f as Parameters<typeof listRuns>[1]),
         show: async (id) => ({ run: await getRun(o.db, id), steps: await listSteps(o.db, id) }),
