@@ -5,6 +5,7 @@
  * platform on a fresh home and answers the printed request.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,12 +134,17 @@ describe('aegis up', () => {
         expect(res.status, `round ${round}`).toBe(200);
         const body = (await res.json()) as { outputs: { probabilities: number[][] } };
         expect(body.outputs.probabilities[0]).toHaveLength(3);
-        if (round === 1) await dbCommandsWhileUp({ AEGIS_HOME: home, AEGIS_CONTROL_URL: String(ready.control) });
+        if (round === 1) {
+          // --control-port 0: the CLI finds the port in <home>/control.url, which aegis up removes when it stops.
+          expect((await readFile(join(home, 'control.url'), 'utf8')).trim()).toBe(String(ready.control));
+          await dbCommandsWhileUp({ AEGIS_HOME: home });
+        }
       } finally {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGINT');
         await exited;
       }
+      expect(existsSync(join(home, 'control.url')), `round ${round}`).toBe(false);
     }
   });
 });

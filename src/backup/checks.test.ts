@@ -115,6 +115,17 @@ describe('model-archive check', () => {
       expect.stringMatching(/^fraud@1\.2: ARCHIVE_SIGNATURE_INVALID: /),
     ]);
 
+    // A registry row whose digest was changed (a tampered backup): the cached signature is over the old digest.
+    await db.query("UPDATE model_versions SET archive_sha256 = repeat('ab', 32) WHERE version = '1.4'");
+    const fifth = await checkModelArchives(db, { trust: keys.trust, store, verifyThreads: 2, signatureCache: cache });
+    expect(fifth.problems).toContainEqual(expect.stringMatching(/^fraud@1\.4: ARCHIVE_SIGNATURE_INVALID: /));
+    expect(fifth.detail).toBe(`4 of ${VERSIONS} model versions have a missing or unverifiable archive`);
+
+    // The key replaced in the trust anchor by another one: its cached signatures count for nothing.
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+    const replaced = await checkModelArchives(db, { trust: { kind: 'publicKey', key: other, source: 'other.pem' }, store, verifyThreads: 2, signatureCache: cache });
+    expect(replaced.detail).toBe(`${VERSIONS} of ${VERSIONS} model versions have a missing or unverifiable archive`);
+
     // A key revoked after its signatures were cached: every one of them is refused.
     const oldPublic = keys.trust.kind === 'publicKey' ? keys.trust.key : (undefined as never);
     const revoked: TrustAnchor = { kind: 'policy', policy: { path: 'TRUST.yaml', keys: [{ id: 'old', key: oldPublic, hint: keyHint(oldPublic), revoked: true, reason: 'leaked' }], authorities: [] } };

@@ -1,5 +1,5 @@
 import type { ControlPlane } from '../control/index.js';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -106,6 +106,8 @@ Example:
           serve: [{ model: model.name, port: Number(o.port) }],
           ...(o.controlPort !== undefined ? { port: Number(o.controlPort) } : {}),
         });
+        // Where `aegis rollout|model|db …` find this control plane (whatever --control-port said); removed on exit.
+        await writeFile(ctx.paths.controlUrl, `${plane.url}\n`).catch(() => undefined);
         const url = plane.gateways[model.name]!;
         const request = EXAMPLE_REQUEST;
         if (o.json) process.stdout.write(JSON.stringify({ ready: true, url, control: plane.url, model: model.name, version: model.version, request }) + '\n');
@@ -123,10 +125,12 @@ Example:
           process.once('SIGTERM', () => resolve());
         });
         say('stopping …');
+        await rm(ctx.paths.controlUrl, { force: true });
         await plane.close();
         plane = undefined;
         say('stopped');
       } catch (err) {
+        if (plane) await rm(ctx.paths.controlUrl, { force: true }).catch(() => undefined);
         await plane?.close().catch(() => undefined);
         process.exitCode = reportError(err, o);
       } finally {

@@ -462,10 +462,11 @@ export function loadConfig(options: LoadConfigOptions = {}): AegisConfig {
 }
 
 /** Where the embedded platform keeps things, derived from `home` unless set explicitly. */
-export function platformPaths(c: AegisConfig): { db: string; store: string; cache: string; keys: string; trust: string; controlToken: string } {
+export function platformPaths(c: AegisConfig): { db: string; store: string; cache: string; keys: string; trust: string; controlToken: string; controlUrl: string } {
   const home = resolve(c.home);
   return {
     controlToken: resolve(home, 'control.token'),
+    controlUrl: resolve(home, 'control.url'),
     db: resolve(home, 'db'),
     store: c.storeUri ?? resolve(home, 'artifacts'),
     cache: resolve(c.cacheDir ?? resolve(home, 'cache')),

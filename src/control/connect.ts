@@ -1,10 +1,22 @@
+import { readFileSync } from 'node:fs';
 import { platformPaths, type AegisConfig } from '../config/index.js';
 import { ControlClient } from './client.js';
 import { controlToken } from './token.js';
 
-/** Where the CLI finds the control plane: control.url, else its listening address (a wildcard one read as loopback). */
+/**
+ * Where the CLI finds the control plane: control.url (AEGIS_CONTROL_URL), else
+ * the address the running `aegis up` wrote to <home>/control.url (it may
+ * listen on another port: --control-port), else the configured listening
+ * address (a wildcard one read as loopback).
+ */
 export function controlUrl(config: AegisConfig): string {
   if (config.control.url) return config.control.url;
+  try {
+    const written = readFileSync(platformPaths(config).controlUrl, 'utf8').trim();
+    if (/^https?:\/\/\S+$/.test(written)) return written;
+  } catch {
+    // no aegis up running from this home (or it could not write the file)
+  }
   const host = config.control.host === '0.0.0.0' || config.control.host === '::' ? '127.0.0.1' : config.control.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${config.control.port}`;
 }

@@ -7,7 +7,7 @@
  * when a worker dies; and the trust decisions (revoked, expired, untrusted,
  * CA chain) stay what verifyBlobSignature decided before.
  */
-import { createHash, generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, ECDH, generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { describe, expect, it } from 'vitest';
 import { isAegisError } from '../errors.js';
@@ -59,6 +59,19 @@ function derLength(n: number): Buffer {
 function derSig(r: bigint, s: bigint): Buffer {
   const body = Buffer.concat([derInt(r), derInt(s)]);
   return Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]);
+}
+
+/** The same public key, its SPKI re-encoded with the compressed point (as `openssl ec -conv_form compressed` writes it). */
+function compressedSpki(publicKey: KeyObject, curve: string): KeyObject {
+  const der = publicKey.export({ type: 'spki', format: 'der' });
+  const algStart = der[1]! & 0x80 ? 2 + (der[1]! & 0x7f) : 2;
+  const alg = der.subarray(algStart, algStart + 2 + der[algStart + 1]!);
+  const jwk = publicKey.export({ format: 'jwk' });
+  const xy = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
+  const point = ECDH.convertKey(xy, curve, undefined, undefined, 'compressed') as Buffer;
+  const bitString = Buffer.concat([Buffer.from([0x03]), derLength(point.length + 1), Buffer.from([0]), point]);
+  const body = Buffer.concat([alg, bitString]);
+  return createPublicKey({ key: Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]), format: 'der', type: 'spki' });
 }
 
 function rs(curve: Curve, sig: Buffer): { r: bigint; s: bigint } {
@@ -158,7 +171,7 @@ describe('verifyDigest accepts exactly what noble verify accepts', () => {
     // digest-verify.ts hands OpenSSL the key Q + aG with a = (e - e')/r; these
     // signatures are crafted (with the private key) so that a is 0, d or -d.
     const fixedE = BigInt(`0x${sha256('').toString('hex')}`);
-    for (const { node, curve } of CURVES.slice(0, 2)) {
+    for (const { node, curve } of CURVES) {
       const { privateKey, publicKey } = keyPair(node);
       const { Point } = curve;
       const Fn = Point.Fn;
@@ -168,7 +181,8 @@ describe('verifyDigest accepts exactly what noble verify accepts', () => {
         const r = Fn.create(Point.BASE.multiply(k).toAffine().x);
         const e = Fn.create(fixedE + a * r);
         const s = Fn.div(Fn.add(e, Fn.mul(r, d)), k);
-        return { digest: Buffer.from(e.toString(16).padStart(Fn.BYTES * 2, '0'), 'hex'), sig: derSig(r, s) };
+        const shift = BigInt(Fn.BYTES * 8 - Fn.BITS); // P-521: the digest's leftmost 521 bits are e
+        return { digest: Buffer.from((e << shift).toString(16).padStart(Fn.BYTES * 2, '0'), 'hex'), sig: derSig(r, s) };
       };
       for (const [what, a] of [['a = d (aG = Q)', d], ['a = -d (aG = -Q)', Fn.neg(d)], ['a = 1 (control)', 1n]] as const) {
         const { digest, sig } = craft(a);
@@ -179,6 +193,19 @@ describe('verifyDigest accepts exactly what noble verify accepts', () => {
       const empty = sha256('');
       expectBoth(empty, signDigest(empty, privateKey), publicKey, true, `${node}: a = 0 (the digest is e')`);
       expectBoth(empty, signDigest(sha256('x'), privateKey), publicKey, false, `${node}: a = 0, another digest's signature`);
+    }
+  });
+
+  it('verifies under a public key stored with a compressed point, on every curve', () => {
+    for (const { node } of CURVES) {
+      const { privateKey, publicKey } = keyPair(node);
+      const compressed = compressedSpki(publicKey, node);
+      expect(compressed.export({ type: 'spki', format: 'der' }).length, `${node}: the test key really is compressed`).toBeLessThan(publicKey.export({ type: 'spki', format: 'der' }).length);
+      const content = randomBytes(64);
+      const sig = cryptoSign('sha256', content, privateKey);
+      expectBoth(sha256(content), sig, compressed, true, `${node}: compressed public key`);
+      expectBoth(sha256('other'), sig, compressed, false, `${node}: compressed public key, another digest`);
+      expectBoth(sha256(content), sig, keyPair(node).publicKey, false, `${node}: another key (control)`);
     }
   });
 

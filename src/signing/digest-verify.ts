@@ -91,11 +91,14 @@ function makeVerifier(key: KeyObject): BatchVerify {
   let Q: Point;
   let spkiPrefix: Buffer;
   try {
-    const pub = key.type === 'private' ? createPublicKey(key) : key;
-    const spki = pub.export({ type: 'spki', format: 'der' });
-    const pointLength = 1 + 2 * Fp.BYTES;
-    spkiPrefix = Buffer.from(spki.subarray(0, spki.length - pointLength));
-    Q = Point.fromBytes(new Uint8Array(spki.subarray(spki.length - pointLength))); // uncompressed, on the curve
+    // The point from the JWK (whatever form the key was stored in: a compressed point exports compressed), and
+    // the SPKI header for Q' from the key re-imported from that JWK, which exports its point uncompressed.
+    const jwk = key.export({ format: 'jwk' });
+    const xy = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x ?? '', 'base64url'), Buffer.from(jwk.y ?? '', 'base64url')]);
+    Q = Point.fromBytes(new Uint8Array(xy)); // on the curve
+    const spki = createPublicKey({ key: { kty: 'EC', crv: jwk.crv, x: jwk.x, y: jwk.y }, format: 'jwk' }).export({ type: 'spki', format: 'der' });
+    if (spki.length <= xy.length || !spki.subarray(spki.length - xy.length).equals(xy)) return never;
+    spkiPrefix = Buffer.from(spki.subarray(0, spki.length - xy.length));
   } catch {
     return never;
   }

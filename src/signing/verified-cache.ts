@@ -131,12 +131,14 @@ export class VerifiedSignatureCache {
 
 const spkis = new WeakMap<KeyObject, Uint8Array | null>();
 
-/** A key's public SPKI DER (one object per key, so that signatureCacheId reuses its hash prefix); undefined for a key that has none. */
+/** A key's public SPKI DER, point uncompressed (one object per key, so that signatureCacheId reuses its hash prefix); undefined for a key that has none. */
 export function spkiOf(key: KeyObject): Uint8Array | undefined {
   let spki = spkis.get(key);
   if (spki === undefined) {
     try {
-      spki = new Uint8Array((key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' }));
+      // Through the JWK: one encoding per key (a point stored compressed or uncompressed gives the same entries).
+      const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' });
+      spki = new Uint8Array(createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'der' }));
     } catch {
       spki = null; // not an asymmetric key: nothing it verified is cached
     }
