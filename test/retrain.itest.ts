@@ -192,6 +192,18 @@ describe('retrain on drift: drift → ModelDrift → Alertmanager → pipeline �
     // Without the token Alertmanager was configured with: 401.
     expect((await fetch(`${control}/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: seed })).status).toBe(401);
 
+    // By hand through the CLI while aegis up holds the embedded database: run, cancel and retry go to its control
+    // plane. An external run (left to `aegis pipeline step`) stays queued, so cancelling it is not a race.
+    type Shown = { ok: boolean; run: { id: number; state: string; source: string; executor: string; attempts: number; createdBy: string } };
+    const manual = await cliJson<Shown>('pipeline', 'run', '--dataset', V2, '--model', MODEL, '--external', '--detach');
+    expect(manual).toMatchObject({ ok: true, run: { state: 'queued', source: 'manual', executor: 'external' } });
+    expect((await cliJson<Shown>('pipeline', 'cancel', String(manual.run.id))).run.state).toBe('cancelled');
+    const retried = await cliJson<Shown>('pipeline', 'retry', String(manual.run.id), '--detach');
+    expect(retried.run).toMatchObject({ id: manual.run.id, state: 'queued' });
+    expect(retried.run.attempts).toBeGreaterThan(manual.run.attempts);
+    expect((await cliJson<Shown>('pipeline', 'cancel', String(manual.run.id))).run.state).toBe('cancelled');
+    expect(await runs()).toHaveLength(3);
+
     stop.abort();
     const report = await traffic;
     expect(report.outcomes.serverErrors + report.outcomes.networkErrors + report.outcomes.timeouts).toBe(0);

@@ -5,7 +5,9 @@ import type { AegisConfig } from '../config/index.js';
 import { platformPaths } from '../config/index.js';
 import { AegisError } from '../errors.js';
 import type { PipelineDeps } from '../pipeline/deps.js';
-import type { CanaryStarter, PipelineRun, PipelineStep, RunState, VersionRegistrar } from '../pipeline/types.js';
+import { FINAL_STATES, type CanaryStarter, type PipelineRun, type PipelineStep, type RunState, type VersionRegistrar } from '../pipeline/types.js';
+import type { ControlClient } from '../control/client.js';
+import type { PipelineRunner } from '../pipeline/runner.js';
 import type { RolloutView } from '../rollout/controller/describe.js';
 import { CliContext } from './context.js';
 import { reviveDates, withControlFallback } from './control-fallback.js';
@@ -87,6 +89,38 @@ async function open(config: AegisConfig): Promise<Opened> {
       await ctx.close();
     },
   };
+}
+
+/** Runs `fn` with a runner in this process (the database opened here), then reads the run's steps. */
+async function locally(
+  config: AegisConfig,
+  fn: (opened: Opened, runner: PipelineRunner) => Promise<PipelineRun>,
+  withSteps = true,
+): Promise<{ run: PipelineRun; steps: PipelineStep[] }> {
+  const opened = await open(config);
+  try {
+    const { PipelineRunner } = await import('../pipeline/runner.js');
+    const runner = new PipelineRunner({ ...opened.deps, pollMs: 0 });
+    let run: PipelineRun;
+    try {
+      run = await fn(opened, runner);
+    } finally {
+      await runner.close();
+    }
+    const { listSteps } = await import('../pipeline/store.js');
+    return { run, steps: withSteps ? await listSteps(opened.deps.db, run.id) : [] };
+  } finally {
+    await opened.close();
+  }
+}
+
+/** A run the control plane executes, with its steps; with `follow`, once it has ended (polled every second). */
+async function remoteRun(client: ControlClient, id: number, follow: boolean): Promise<{ run: PipelineRun; steps: PipelineStep[] }> {
+  for (;;) {
+    const shown = reviveDates(await client.request<{ run: PipelineRun; steps: PipelineStep[] }>('GET', `/api/v1/pipeline/runs/${id}`));
+    if (!follow || FINAL_STATES.includes(shown.run.state)) return shown;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 function runId(value: string): number {
@@ -272,33 +306,45 @@ Example:
   $ aegis pipeline run --dataset s3://data/fraud/v7/ --external --detach --json`,
     )
     .action(async (o: { dataset: string; model?: string; requestId?: string; detach?: boolean; external?: boolean; json?: boolean }) => {
-      let opened: Opened | undefined;
+      const ctx = new CliContext(config());
+      const follow = !o.detach && !o.external;
+      const started = (id: number) => {
+        if (!o.json) process.stderr.write(`run ${id} started; following it (Ctrl-C stops following, the run resumes at the next start)\n`);
+      };
       try {
-        opened = await open(config());
-        const { PipelineRunner } = await import('../pipeline/runner.js');
-        const runner = new PipelineRunner({ ...opened.deps, pollMs: 0 });
-        const submitted = await runner.submit({
-          datasetUri: o.dataset,
-          ...(o.model ? { model: o.model } : {}),
-          ...(o.requestId ? { requestId: o.requestId } : {}),
-          executor: o.external ? 'external' : 'local',
-        });
-        let run = submitted;
-        if (!o.detach && !o.external) {
-          if (!o.json) process.stderr.write(`run ${run.id} started; following it (Ctrl-C stops following, the run resumes at the next start)\n`);
-          await runner.resumeAll();
-          run = await runner.wait(run.id);
-        }
-        await runner.close();
-        const { listSteps } = await import('../pipeline/store.js');
-        const steps = await listSteps(opened.deps.db, run.id);
-        if (o.json) printJson({ ok: run.state === 'succeeded' || o.detach || o.external, run: viewRun(run, steps) });
+        const { run, steps } = await withControlFallback(
+          ctx,
+          () =>
+            locally(config(), async (opened, runner) => {
+              let run = await runner.submit({
+                datasetUri: o.dataset,
+                ...(o.model ? { model: o.model } : {}),
+                ...(o.requestId ? { requestId: o.requestId } : {}),
+                executor: o.external ? 'external' : 'local',
+              });
+              if (follow) {
+                started(run.id);
+                await runner.resumeAll();
+                run = await runner.wait(run.id);
+              }
+              return run;
+            }),
+          // `aegis up` holds the embedded database: its control plane's runner executes the run; this follows it.
+          async (client) => {
+            const run = reviveDates(
+              await client.request<PipelineRun>('POST', '/api/v1/pipeline/runs', { datasetUri: o.dataset, model: o.model, requestId: o.requestId, executor: o.external ? 'external' : 'local' }),
+            );
+            if (follow) started(run.id);
+            return remoteRun(client, run.id, follow);
+          },
+        );
+        if (o.json) printJson({ ok: run.state === 'succeeded' || !follow, run: viewRun(run, steps) });
         else process.stdout.write(formatRun(run, steps, false) + '\n');
-        if (!o.detach && !o.external) process.exitCode = exitCodeOf(run);
+        if (follow) process.exitCode = exitCodeOf(run);
       } catch (err) {
         process.exitCode = reportError(err, o);
       } finally {
-        await opened?.close();
+        await ctx.close();
       }
     });
 
@@ -309,26 +355,29 @@ Example:
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  $ aegis pipeline retry 3')
     .action(async (id: string, o: { detach?: boolean; json?: boolean }) => {
-      let opened: Opened | undefined;
+      const ctx = new CliContext(config());
       try {
-        opened = await open(config());
-        const { PipelineRunner } = await import('../pipeline/runner.js');
-        const runner = new PipelineRunner({ ...opened.deps, pollMs: 0 });
-        let run = await runner.retry(runId(id));
-        if (!o.detach && run.executor === 'local') {
-          await runner.resumeAll();
-          run = await runner.wait(run.id);
-        }
-        await runner.close();
-        const { listSteps } = await import('../pipeline/store.js');
-        const steps = await listSteps(opened.deps.db, run.id);
+        const { run, steps } = await withControlFallback(
+          ctx,
+          () =>
+            locally(config(), async (_opened, runner) => {
+              const run = await runner.retry(runId(id));
+              if (o.detach || run.executor !== 'local') return run;
+              await runner.resumeAll();
+              return runner.wait(run.id);
+            }),
+          async (client) => {
+            const run = reviveDates(await client.request<PipelineRun>('POST', `/api/v1/pipeline/runs/${runId(id)}/retry`, {}));
+            return remoteRun(client, run.id, !o.detach && run.executor === 'local');
+          },
+        );
         if (o.json) printJson({ ok: true, run: viewRun(run, steps) });
         else process.stdout.write(formatRun(run, steps, false) + '\n');
         if (!o.detach && run.executor === 'local') process.exitCode = exitCodeOf(run);
       } catch (err) {
         process.exitCode = reportError(err, o);
       } finally {
-        await opened?.close();
+        await ctx.close();
       }
     });
 
@@ -338,19 +387,19 @@ Example:
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  $ aegis pipeline cancel 3')
     .action(async (id: string, o: { json?: boolean }) => {
-      let opened: Opened | undefined;
+      const ctx = new CliContext(config());
       try {
-        opened = await open(config());
-        const { PipelineRunner } = await import('../pipeline/runner.js');
-        const runner = new PipelineRunner({ ...opened.deps, pollMs: 0 });
-        const run = await runner.cancel(runId(id));
-        await runner.close();
+        const run = await withControlFallback(
+          ctx,
+          async () => (await locally(config(), async (_opened, runner) => runner.cancel(runId(id)), false)).run,
+          async (client) => reviveDates(await client.request<PipelineRun>('POST', `/api/v1/pipeline/runs/${runId(id)}/cancel`, {})),
+        );
         if (o.json) printJson({ ok: true, run: viewRun(run) });
         else process.stdout.write(run.state === 'cancelled' ? `run ${run.id} cancelled\n` : `run ${run.id}: cancel requested; the process executing it stops it at its current step\n`);
       } catch (err) {
         process.exitCode = reportError(err, o);
       } finally {
-        await opened?.close();
+        await ctx.close();
       }
     });
 

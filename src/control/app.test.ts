@@ -168,4 +168,38 @@ describe('control-plane API', () => {
       await withDb.close();
     }
   });
+
+  it('starts, retries and cancels pipeline runs for the CLI, recording the caller; 400 for a bad body or id', async () => {
+    const calls: unknown[] = [];
+    const withRuns = await buildControlApp({
+      controller,
+      token: TOKEN,
+      pipelineRuns: {
+        list: async () => [],
+        show: async (id) => ({ run: { id }, steps: [] }),
+        submit: async (input) => (calls.push(['submit', input]), { id: 7, state: 'queued' }),
+        retry: async (id) => (calls.push(['retry', id]), { id, state: 'queued' }),
+        cancel: async (id) => (calls.push(['cancel', id]), { id, state: 'cancelled' }),
+      },
+    });
+    try {
+      expect((await withRuns.inject({ method: 'POST', url: '/api/v1/pipeline/runs', payload: { datasetUri: 'x' } })).statusCode).toBe(401);
+      const started = await withRuns.inject({ method: 'POST', url: '/api/v1/pipeline/runs', headers: auth, payload: { datasetUri: 's3://d/v2/', model: 'm', executor: 'external' } });
+      expect(started.statusCode).toBe(201);
+      expect(started.json()).toEqual({ id: 7, state: 'queued' });
+      const bad = await withRuns.inject({ method: 'POST', url: '/api/v1/pipeline/runs', headers: auth, payload: { model: 'm' } });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().error.message).toMatch(/^datasetUri: /);
+      expect((await withRuns.inject({ method: 'POST', url: '/api/v1/pipeline/runs/7/retry', headers: auth, payload: {} })).json()).toEqual({ id: 7, state: 'queued' });
+      expect((await withRuns.inject({ method: 'POST', url: '/api/v1/pipeline/runs/7/cancel', headers: auth, payload: {} })).json()).toEqual({ id: 7, state: 'cancelled' });
+      expect((await withRuns.inject({ method: 'POST', url: '/api/v1/pipeline/runs/0/cancel', headers: auth, payload: {} })).statusCode).toBe(400);
+      expect(calls).toEqual([
+        ['submit', { datasetUri: 's3://d/v2/', model: 'm', executor: 'external', actor: 'alice' }],
+        ['retry', 7],
+        ['cancel', 7],
+      ]);
+    } finally {
+      await withRuns.close();
+    }
+  });
 });

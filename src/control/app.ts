@@ -27,7 +27,14 @@ export interface ControlAppOptions {
   /** The registry (GET/POST /api/v1/registry/…: what `aegis model list|show|promote|history` use while the control plane holds the embedded DB). */
   registry?: Registry;
   /** Retrain pipeline runs (GET /api/v1/pipeline/runs[/:id]): what `aegis pipeline list|show` read while the control plane holds the embedded DB. */
-  pipelineRuns?: { list(filter: { state?: string; model?: string; limit?: number }): Promise<unknown>; show(id: number): Promise<unknown> };
+  pipelineRuns?: {
+    list(filter: { state?: string; model?: string; limit?: number }): Promise<unknown>;
+    show(id: number): Promise<unknown>;
+    /** POST /api/v1/pipeline/runs, …/:id/retry, …/:id/cancel: what `aegis pipeline run|retry|cancel` send while the control plane holds the embedded DB (its runner executes the run). */
+    submit?(input: { datasetUri: string; model?: string; requestId?: string; executor?: 'local' | 'external'; actor: string }): Promise<unknown>;
+    retry?(id: number): Promise<unknown>;
+    cancel?(id: number): Promise<unknown>;
+  };
   /** Database backups and drills (POST /api/v1/db/backups, /api/v1/db/drills): what `aegis db backup|drill` use while the control plane holds the embedded DB. */
   database?: DatabaseOps;
   /** Mounts more routes (e.g. the Alertmanager receiver) on the same server. */
@@ -155,6 +162,21 @@ export async function buildControlApp(o: ControlAppOptions): Promise<FastifyInst
       const q = parse(z.object({ state: z.string().max(20).optional(), model: MODEL.optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }).strict(), req.query);
       return { runs: await o.pipelineRuns.list(q) };
     });
+    const runs = (what: 'submit' | 'retry' | 'cancel') => {
+      const p = o.pipelineRuns;
+      if (!p?.[what]) throw new AegisError('USAGE', 'this control plane runs no pipeline', { hint: `Use \`aegis pipeline ${what === 'submit' ? 'run' : what}\` against the database.` });
+      return p as Required<NonNullable<ControlAppOptions['pipelineRuns']>>;
+    };
+    const runIdParam = (req: FastifyRequest) => parse(z.object({ id: z.coerce.number().int().min(1) }).strict(), req.params).id;
+    api.post('/api/v1/pipeline/runs', async (req, reply) => {
+      const b = parse(
+        z.object({ datasetUri: z.string().min(1).max(4096), model: MODEL.optional(), requestId: z.string().min(1).max(200).optional(), executor: z.enum(['local', 'external']).optional() }).strict(),
+        req.body,
+      );
+      return reply.code(201).send(await runs('submit').submit({ ...b, actor: actor(req) }));
+    });
+    api.post('/api/v1/pipeline/runs/:id/retry', async (req) => runs('retry').retry(runIdParam(req)));
+    api.post('/api/v1/pipeline/runs/:id/cancel', async (req) => runs('cancel').cancel(runIdParam(req)));
     api.get('/api/v1/pipeline/runs/:id', async (req) => {
       if (!o.pipelineRuns) throw new AegisError('USAGE', 'this control plane runs no pipeline', { hint: 'Use `aegis pipeline show` against the database.' });
       const { id } = parse(z.object({ id: z.coerce.number().int().min(1) }).strict(), req.params);

@@ -160,6 +160,9 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       pipelineRuns: {
         list: (f) => listRuns(o.db, f as Parameters<typeof listRuns>[1]),
         show: async (id) => ({ run: await getRun(o.db, id), steps: await listSteps(o.db, id) }),
+        submit: (input) => runner.submit(input),
+        retry: (id) => runner.retry(id),
+        cancel: (id) => runner.cancel(id),
       },
       plugins: [
         (a) => {
