@@ -152,7 +152,8 @@ describe('aegis up', () => {
 /**
  * `aegis up` holds the embedded database: `aegis db backup` and `aegis db drill`
  * run in its control plane instead (same reports), `aegis db backups` reads the
- * store, and a restore into the held database is refused with DB_LOCKED.
+ * store, a restore into the held database is refused with DB_LOCKED, and
+ * `aegis model fetch NAME@STAGE` resolves the ref through the control plane.
  */
 async function dbCommandsWhileUp(inHome: NodeJS.ProcessEnv): Promise<void> {
   const backup = await run(['db', 'backup', '--json'], inHome);
@@ -176,4 +177,9 @@ async function dbCommandsWhileUp(inHome: NodeJS.ProcessEnv): Promise<void> {
   const restore = await run(['db', 'restore', '--from', 'latest', '--force'], inHome);
   expect(restore.code).not.toBe(0);
   expect(restore.stderr).toContain('DB_LOCKED');
+
+  // A registry ref is resolved through the control plane too; the archive is then fetched and verified here.
+  const fetched = await run(['model', 'fetch', 'example_multimodal@production', '--json'], inHome);
+  expect(fetched.code, fetched.stderr + fetched.stdout).toBe(0);
+  expect(JSON.parse(fetched.stdout)).toMatchObject({ name: 'example_multimodal', version: '0.1' });
 }

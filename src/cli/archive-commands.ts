@@ -15,6 +15,7 @@ import { openSigner, signerSource } from '../signing/provider.js';
 import { splitObjectUri } from '../store/index.js';
 import { archiveKey, type ArtifactStore } from '../store/types.js';
 import { CliContext } from './context.js';
+import { registryFor } from './control-fallback.js';
 import { byteProgress, collect, printJson, reportError } from './output.js';
 
 /** Runs a command body with a context, reporting errors and closing the DB. */
@@ -35,7 +36,7 @@ export async function resolveArchiveUri(ctx: CliContext, ref: string): Promise<{
   if (/^[a-z0-9][a-z0-9._-]*(@[A-Za-z0-9._+-]+)?$/.test(ref) && !ref.endsWith('.tar.gz')) {
     const { existsSync } = await import('node:fs');
     if (!existsSync(ref)) {
-      const v = await (await ctx.registry()).resolve(ref);
+      const v = await (await registryFor(ctx)).resolve(ref); // through the control plane while `aegis up` holds the embedded database
       return { uri: v.archiveUri, expect: { name: v.name, version: v.version } };
     }
   }
