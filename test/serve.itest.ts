@@ -136,7 +136,7 @@ describe('aegis up', () => {
         expect(body.outputs.probabilities[0]).toHaveLength(3);
         if (round === 1) {
           // --control-port 0: the CLI finds the port in <home>/control.url, which aegis up removes when it stops.
-          expect((await readFile(join(home, 'control.url'), 'utf8')).trim()).toBe(String(ready.control));
+          expect(JSON.parse(await readFile(join(home, 'control.url'), 'utf8'))).toEqual({ url: String(ready.control), pid: child.pid });
           await dbCommandsWhileUp({ AEGIS_HOME: home });
         }
       } finally {

@@ -40,6 +40,11 @@ const FORMATS: Record<string, BackupFormat> = { pgdump: 'pg_dump-custom', logica
 /** How long the CLI waits for a backup or drill the control plane runs for it. */
 const REMOTE_TIMEOUT_MS = 60 * 60 * 1000;
 
+/** A location sent to the control plane: a URI as given, a path made absolute (the control plane runs in another folder). */
+function forRemote(location: string | undefined): string | undefined {
+  return location === undefined || /^[a-z][a-z0-9+.-]*:\/\//i.test(location) ? location : resolve(location);
+}
+
 function tools(config: AegisConfig): PgToolPaths {
   return { pgDump: config.backup.pgDumpPath, pgRestore: config.backup.pgRestorePath };
 }
@@ -172,7 +177,7 @@ Examples:
           },
           // `aegis up` holds the embedded database: its control plane makes the backup.
           (client) =>
-            client.request('POST', '/api/v1/db/backups', { to: o.to, format: o.format, trigger, ...keep }, { timeoutMs: REMOTE_TIMEOUT_MS }),
+            client.request('POST', '/api/v1/db/backups', { to: forRemote(o.to), format: o.format, trigger, ...keep }, { timeoutMs: REMOTE_TIMEOUT_MS }),
         );
         const { uri, manifest, pruned } = done;
         if (o.json) return printJson({ ok: true, uri, manifest, ...(pruned ? { pruned } : {}) });
@@ -352,10 +357,10 @@ Examples:
               'POST',
               '/api/v1/db/drills',
               {
-                store: o.store,
-                from: o.from,
+                store: forRemote(o.store),
+                from: o.from === undefined || o.from === 'latest' || B.isBackupId(o.from) ? o.from : forRemote(o.from),
                 format: o.format,
-                scratchUrl: o.scratchUrl,
+                scratchUrl: forRemote(o.scratchUrl),
                 verifyArchives: o.verifyArchives,
                 signatureCache: o.signatureCache,
                 publicKey: o.publicKey === undefined ? undefined : resolve(o.publicKey),

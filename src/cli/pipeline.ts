@@ -308,8 +308,13 @@ Example:
     .action(async (o: { dataset: string; model?: string; requestId?: string; detach?: boolean; external?: boolean; json?: boolean }) => {
       const ctx = new CliContext(config());
       const follow = !o.detach && !o.external;
-      const started = (id: number) => {
-        if (!o.json) process.stderr.write(`run ${id} started; following it (Ctrl-C stops following, the run resumes at the next start)\n`);
+      const started = (id: number, where: 'here' | 'control plane') => {
+        if (o.json) return;
+        process.stderr.write(
+          where === 'here'
+            ? `run ${id} started; following it (Ctrl-C stops following, the run resumes at the next start)\n`
+            : `run ${id} started in the control plane; following it (Ctrl-C stops following, the run goes on there)\n`,
+        );
       };
       try {
         const { run, steps } = await withControlFallback(
@@ -323,7 +328,7 @@ Example:
                 executor: o.external ? 'external' : 'local',
               });
               if (follow) {
-                started(run.id);
+                started(run.id, 'here');
                 await runner.resumeAll();
                 run = await runner.wait(run.id);
               }
@@ -334,7 +339,7 @@ Example:
             const run = reviveDates(
               await client.request<PipelineRun>('POST', '/api/v1/pipeline/runs', { datasetUri: o.dataset, model: o.model, requestId: o.requestId, executor: o.external ? 'external' : 'local' }),
             );
-            if (follow) started(run.id);
+            if (follow) started(run.id, 'control plane');
             return remoteRun(client, run.id, follow);
           },
         );
@@ -392,7 +397,8 @@ Example:
         const run = await withControlFallback(
           ctx,
           async () => (await locally(config(), async (_opened, runner) => runner.cancel(runId(id)), false)).run,
-          async (client) => reviveDates(await client.request<PipelineRun>('POST', `/api/v1/pipeline/runs/${runId(id)}/cancel`, {})),
+          // A running step is stopped before the answer comes: allow it the time a step may take to notice.
+          async (client) => reviveDates(await client.request<PipelineRun>('POST', `/api/v1/pipeline/runs/${runId(id)}/cancel`, {}, { timeoutMs: 10 * 60 * 1000 })),
         );
         if (o.json) printJson({ ok: true, run: viewRun(run) });
         else process.stdout.write(run.state === 'cancelled' ? `run ${run.id} cancelled\n` : `run ${run.id}: cancel requested; the process executing it stops it at its current step\n`);

@@ -89,7 +89,7 @@ Example:
       let plane: ControlPlane | undefined;
       try {
         const model = await ensureExampleModel(ctx, say);
-        const { startControlPlane, controlToken } = await import('../control/index.js');
+        const { startControlPlane, controlToken, controlPlaneRecord } = await import('../control/index.js');
         const token = await controlToken(ctx.config.control.token, ctx.paths.controlToken, true);
         say(`starting ${model.name}@${model.version} behind the gateway, and the control plane …`);
         plane = await startControlPlane({
@@ -107,7 +107,7 @@ Example:
           ...(o.controlPort !== undefined ? { port: Number(o.controlPort) } : {}),
         });
         // Where `aegis rollout|model|db …` find this control plane (whatever --control-port said); removed on exit.
-        await writeFile(ctx.paths.controlUrl, `${plane.url}\n`).catch(() => undefined);
+        await writeFile(ctx.paths.controlUrl, controlPlaneRecord(plane.url)).catch(() => undefined);
         const url = plane.gateways[model.name]!;
         const request = EXAMPLE_REQUEST;
         if (o.json) process.stdout.write(JSON.stringify({ ready: true, url, control: plane.url, model: model.name, version: model.version, request }) + '\n');

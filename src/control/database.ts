@@ -16,10 +16,16 @@ const FORMATS = { pgdump: 'pg_dump-custom', logical: 'aegis-logical' } as const;
 const COUNT = z.number().int().min(0).max(100_000);
 /** Files named in a request are on this machine (the embedded database is local): absolute paths only. */
 const PATH = z.string().min(1).max(4096).refine(isAbsolute, 'an absolute path');
+/** A store, backup or database location: a URI (s3://, file://, postgres://) or an absolute path; a relative one would be read from the control plane's folder. */
+const LOCATION = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((v) => /^[a-z][a-z0-9+.-]*:\/\//i.test(v) || isAbsolute(v), 'a URI or an absolute path');
 
 export const dbBackupRequest = z
   .object({
-    to: z.string().min(1).max(4096).optional(),
+    to: LOCATION.optional(),
     format: z.enum(['pgdump', 'logical']).optional(),
     trigger: z.enum(['manual', 'schedule']).optional(),
     keepDaily: COUNT.optional(),
@@ -30,10 +36,11 @@ export type DbBackupRequest = z.infer<typeof dbBackupRequest>;
 
 export const dbDrillRequest = z
   .object({
-    store: z.string().min(1).max(4096).optional(),
-    from: z.string().min(1).max(4096).optional(),
+    store: LOCATION.optional(),
+    /** `latest`, a backup id, or a backup's location. */
+    from: z.union([z.literal('latest'), z.string().regex(/^\d{8}T\d{6}Z(-\d+)?$/, 'a backup id'), LOCATION]).optional(),
     format: z.enum(['pgdump', 'logical']).optional(),
-    scratchUrl: z.string().min(1).max(4096).optional(),
+    scratchUrl: LOCATION.optional(),
     verifyArchives: z.boolean().optional(),
     signatureCache: z.boolean().optional(),
     publicKey: PATH.optional(),

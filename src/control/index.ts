@@ -18,7 +18,7 @@ import type { TrustAnchor } from '../signing/trust.js';
 
 export { ControlClient } from './client.js';
 export { controlToken } from './token.js';
-export { connectControl, controlUrl } from './connect.js';
+export { connectControl, controlPlaneRecord, controlUrl, runningControlPlane } from './connect.js';
 export { LocalDeployment } from './deployment.js';
 
 const log = () => childLogger('control');
@@ -156,7 +156,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       metrics,
       register,
       registry: o.registry,
-      database: databaseOps({ config: o.config, db: o.db, trust: o.trust }),
+      // Only the embedded database needs it (no other process can open it); PostgreSQL is open to the CLI itself.
+      ...(o.config.databaseUrl ? {} : { database: databaseOps({ config: o.config, db: o.db, trust: o.trust }) }),
       pipelineRuns: {
         list: (f) => listRuns(o.db, f as Parameters<typeof listRuns>[1]),
         show: async (id) => ({ run: await getRun(o.db, id), steps: await listSteps(o.db, id) }),
