@@ -149,81 +149,77 @@ async function checkWith(q: Queryable, o: ArchiveCheckOptions, pool: BlobVerifie
     }
   };
   let crashed: unknown;
-  try {
-    let verifying: Promise<void> = Promise.resolve();
-    /** A round's archives, split by store, with the local ones' reads started (on the pool's threads). */
-    const prepare = (from: number) => {
-      const remote: Archive[] = [];
-      const local: { archive: Archive; files: LocalSignature }[] = [];
-      for (const a of archives.slice(from, from + ROUND)) {
-        if (!a.store) continue;
-        try {
-          const path = a.store.localPath?.(a.key!); // checks the key, too
-          if (path === undefined) remote.push(a);
-          else local.push({ archive: a, files: { archive: path, digest: a.sha256 } });
-        } catch (err) {
-          fail(a, err);
-        }
+  let verifying: Promise<void> = Promise.resolve();
+  /** A round's archives, split by store, with the local ones' reads started (on the pool's threads). */
+  const prepare = (from: number) => {
+    const remote: Archive[] = [];
+    const local: { archive: Archive; files: LocalSignature }[] = [];
+    for (const a of archives.slice(from, from + ROUND)) {
+      if (!a.store) continue;
+      try {
+        const path = a.store.localPath?.(a.key!); // checks the key, too
+        if (path === undefined) remote.push(a);
+        else local.push({ archive: a, files: { archive: path, digest: a.sha256 } });
+      } catch (err) {
+        fail(a, err);
       }
-      const reads = pool.readLocal(
-        local.map((l) => l.files),
-        MAX_SIGNATURE_BYTES,
-        { cacheIds: cache !== undefined },
-      );
-      reads.catch(() => undefined); // awaited below; never left unhandled if this round is not reached
-      return { local, remote, reads };
-    };
-    // Two rounds' reads in flight: the threads read the next rounds' files while this one is looked up and verified.
-    const ahead = [prepare(0), ...(ROUND < archives.length ? [prepare(ROUND)] : [])];
-    for (let i = 0; i < archives.length; i += ROUND) {
-      const { local, remote, reads: reading } = ahead.shift()!;
-      const reads = await reading;
-      if (i + 2 * ROUND < archives.length) ahead.push(prepare(i + 2 * ROUND));
-      const signed: { archive: Archive; digest: Uint8Array; signature: Uint8Array; ids?: (string | undefined)[] | undefined }[] = [];
-      local.forEach(({ archive: a, files }, j) => {
-        const r = reads[j]!;
-        const sigUri = `${a.uri}.sig`;
-        if ('signature' in r) signed.push({ archive: a, digest: Buffer.from(files.digest, 'hex'), signature: r.signature, ids: r.cacheIds });
-        else if ('missing' in r) fail(a, r.missing === 'archive' ? `archive missing: ${a.uri}` : `signature missing: ${sigUri}`);
-        else if ('tooLarge' in r) fail(a, tooLarge(sigUri));
-        else if ('notSignature' in r) fail(a, notABlobSignature(sigUri));
-        else fail(a, unreadable(r.path === files.archive ? a.uri : sigUri, Object.assign(new Error(r.error), { code: r.errno })));
-      });
-      await eachBounded(remote, o.concurrency ?? 32, async (a) => {
-        try {
-          const found = await reader.read(a);
-          if (typeof found === 'string') fail(a, found);
-          else signed.push({ archive: a, digest: Buffer.from(a.sha256, 'hex'), signature: decodeBlobSignature(found, `${a.uri}.sig`) });
-        } catch (err) {
-          fail(a, err);
-        }
-      });
-      const toVerify: { archive: Archive; digest: Uint8Array; signature: Uint8Array; ids?: (string | undefined)[] }[] = [];
-      for (const s of signed) {
-        const ids = cache && (s.ids ?? cache.ids(keys, s.digest, s.signature));
-        const cached = ids ? cache!.firstId(ids) : -1;
-        if (cached < 0) toVerify.push({ archive: s.archive, digest: s.digest, signature: s.signature, ...(ids ? { ids } : {}) });
-        else {
-          fromCache++;
-          accept(s.archive, cached);
-        }
+    }
+    const reads = pool.readLocal(
+      local.map((l) => l.files),
+      MAX_SIGNATURE_BYTES,
+      { cacheIds: cache !== undefined },
+    );
+    reads.catch(() => undefined); // awaited below; never left unhandled if this round is not reached
+    return { local, remote, reads };
+  };
+  // Two rounds' reads in flight: the threads read the next rounds' files while this one is looked up and verified.
+  const ahead = [prepare(0), ...(ROUND < archives.length ? [prepare(ROUND)] : [])];
+  for (let i = 0; i < archives.length; i += ROUND) {
+    const { local, remote, reads: reading } = ahead.shift()!;
+    const reads = await reading;
+    if (i + 2 * ROUND < archives.length) ahead.push(prepare(i + 2 * ROUND));
+    const signed: { archive: Archive; digest: Uint8Array; signature: Uint8Array; ids?: (string | undefined)[] | undefined }[] = [];
+    local.forEach(({ archive: a, files }, j) => {
+      const r = reads[j]!;
+      const sigUri = `${a.uri}.sig`;
+      if ('signature' in r) signed.push({ archive: a, digest: Buffer.from(files.digest, 'hex'), signature: r.signature, ids: r.cacheIds });
+      else if ('missing' in r) fail(a, r.missing === 'archive' ? `archive missing: ${a.uri}` : `signature missing: ${sigUri}`);
+      else if ('tooLarge' in r) fail(a, tooLarge(sigUri));
+      else if ('notSignature' in r) fail(a, notABlobSignature(sigUri));
+      else fail(a, unreadable(r.path === files.archive ? a.uri : sigUri, Object.assign(new Error(r.error), { code: r.errno })));
+    });
+    await eachBounded(remote, o.concurrency ?? 32, async (a) => {
+      try {
+        const found = await reader.read(a);
+        if (typeof found === 'string') fail(a, found);
+        else signed.push({ archive: a, digest: Buffer.from(a.sha256, 'hex'), signature: decodeBlobSignature(found, `${a.uri}.sig`) });
+      } catch (err) {
+        fail(a, err);
       }
-      await verifying;
-      verifying = (async () => {
-        const matches = await pool.matches(toVerify);
-        toVerify.forEach((v, j) => {
-          const match = matches[j]!;
-          if (match >= 0) cache?.addId(v.ids?.[match]);
-          accept(v.archive, match);
-        });
-      })().catch((err: unknown) => {
-        crashed ??= err;
-      });
+    });
+    const toVerify: { archive: Archive; digest: Uint8Array; signature: Uint8Array; ids?: (string | undefined)[] }[] = [];
+    for (const s of signed) {
+      const ids = cache && (s.ids ?? cache.ids(keys, s.digest, s.signature));
+      const cached = ids ? cache!.firstId(ids) : -1;
+      if (cached < 0) toVerify.push({ archive: s.archive, digest: s.digest, signature: s.signature, ...(ids ? { ids } : {}) });
+      else {
+        fromCache++;
+        accept(s.archive, cached);
+      }
     }
     await verifying;
-  } catch (err) {
-    crashed ??= err;
+    verifying = (async () => {
+      const matches = await pool.matches(toVerify);
+      toVerify.forEach((v, j) => {
+        const match = matches[j]!;
+        if (match >= 0) cache?.addId(v.ids?.[match]);
+        accept(v.archive, match);
+      });
+    })().catch((err: unknown) => {
+      crashed ??= err;
+    });
   }
+  await verifying;
   if (crashed) throw crashed;
   await cache?.save();
 

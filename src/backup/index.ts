@@ -10,6 +10,7 @@ export { BackupMetrics } from './metrics.js';
 export { backupIdAt, backupIdTime, isBackupId, parseManifest } from './manifest.js';
 export { findPgTool, type PgToolPaths } from './pgtools.js';
 export { runRecordedBackup } from './recorded.js';
+export { backupStore, FORMAT_NAMES, pgTools, signatureCachePath } from './settings.js';
 export { fetchVerifiedDump, runRestore, type RestoreOptions, type RestoreReport } from './restore.js';
 export { checkPolicy, deleteBackup, planRetention, pruneBackups, type PruneResult, type RetentionPlan, type RetentionPolicy } from './retention.js';
 export { DbBackupRunLog, recordQuietly, type BackupRun, type BackupRunLog, type BackupTrigger } from './runs.js';

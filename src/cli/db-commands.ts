@@ -1,12 +1,10 @@
 import { Option, type Command } from 'commander';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type {
-  BackupFormat,
   BackupManifest,
   BackupTrigger,
   CheckResult,
   DrillReport,
-  PgToolPaths,
   PruneResult,
   RestoreOptions,
   RestoreReport,
@@ -16,8 +14,6 @@ import type { Db } from '../db/index.js';
 import type * as BackupModule from '../backup/index.js';
 import type * as DbModule from '../db/index.js';
 import { AegisError } from '../errors.js';
-import { openStore } from '../store/index.js';
-import type { ArtifactStore } from '../store/types.js';
 import { withContext } from './archive-commands.js';
 import { withControlFallback } from './control-fallback.js';
 import type { CliContext } from './context.js';
@@ -35,7 +31,6 @@ async function loadModules(): Promise<void> {
  * `aegis db backup | backups | prune | restore | drill`: thin commands over
  * src/backup (see docs/backup-restore.md).
  */
-const FORMATS: Record<string, BackupFormat> = { pgdump: 'pg_dump-custom', logical: 'aegis-logical' };
 
 /** How long the CLI waits for a backup or drill the control plane runs for it. */
 const REMOTE_TIMEOUT_MS = 60 * 60 * 1000;
@@ -43,14 +38,6 @@ const REMOTE_TIMEOUT_MS = 60 * 60 * 1000;
 /** A location sent to the control plane: a URI as given, a path made absolute (the control plane runs in another folder). */
 function forRemote(location: string | undefined): string | undefined {
   return location === undefined || /^[a-z][a-z0-9+.-]*:\/\//i.test(location) ? location : resolve(location);
-}
-
-function tools(config: AegisConfig): PgToolPaths {
-  return { pgDump: config.backup.pgDumpPath, pgRestore: config.backup.pgRestorePath };
-}
-
-function backupStore(ctx: CliContext, uri?: string): ArtifactStore {
-  return openStore(uri ?? ctx.config.backup.storeUri ?? ctx.paths.store);
 }
 
 /** The configured metadata database, migrated (what every other command sees). */
@@ -109,7 +96,7 @@ async function archiveCheck(ctx: CliContext, o: { verifyArchives?: boolean; publ
   return {
     trust: await ctx.trust({ publicKey: o.publicKey, trust: o.trust }),
     store: ctx.store(),
-    ...(o.signatureCache === false ? {} : { signatureCache: join(ctx.paths.cache, 'verified-signatures') }),
+    ...(o.signatureCache === false ? {} : { signatureCache: B.signatureCachePath(ctx.config) }),
   };
 }
 
@@ -130,7 +117,7 @@ export function registerDbCommands(program: Command, config: () => AegisConfig):
   db.command('backup')
     .description('back up the database into the store (db-backups/<UTC timestamp>/, manifest written last)')
     .option('--to <uri>', 'store root for the backup: a folder, file://… or s3://bucket/prefix (default: backup.storeUri, else the artifact store)')
-    .addOption(new Option('--format <format>', 'dump format (default: pgdump on PostgreSQL, logical on the embedded database)').choices(Object.keys(FORMATS)))
+    .addOption(new Option('--format <format>', 'dump format (default: pgdump on PostgreSQL, logical on the embedded database)').choices(['pgdump', 'logical']))
     .addOption(new Option('--trigger <trigger>', 'what started it, recorded in backup_runs (the Kubernetes CronJob passes schedule)').choices(['manual', 'schedule']).default('manual'))
     .option('--keep-daily <n>', 'afterwards, prune: keep the newest backup of each of the last N days')
     .option('--keep-weekly <m>', 'afterwards, prune: keep the newest backup of each of the last M ISO weeks')
@@ -163,9 +150,9 @@ Examples:
             try {
               const r = await B.runRecordedBackup({
                 source,
-                store: backupStore(ctx, o.to),
-                ...(o.format ? { format: FORMATS[o.format as string]! } : {}),
-                tools: tools(ctx.config),
+                store: B.backupStore(ctx.config, o.to),
+                ...(o.format ? { format: B.FORMAT_NAMES[o.format as 'pgdump' | 'logical'] } : {}),
+                tools: B.pgTools(ctx.config),
                 runs: new B.DbBackupRunLog(source.db),
                 trigger,
                 retention: keep,
@@ -199,7 +186,7 @@ Examples:
     .action(async (o) =>
       withContext(config, o, async (ctx) => {
         await loadModules();
-        const store = backupStore(ctx, o.store);
+        const store = B.backupStore(ctx.config, o.store);
         const { complete, incomplete } = await B.listBackups(store);
         if (o.json) {
           return printJson({
@@ -239,7 +226,7 @@ Example:
       withContext(config, o, async (ctx) => {
         await loadModules();
         const policy = { keepDaily: count(o.keepDaily, '--keep-daily'), keepWeekly: count(o.keepWeekly, '--keep-weekly') };
-        const r = await B.pruneBackups(backupStore(ctx, o.store), policy, { dryRun: o.dryRun === true });
+        const r = await B.pruneBackups(B.backupStore(ctx.config, o.store), policy, { dryRun: o.dryRun === true });
         if (o.json) return printJson({ ok: true, ...r });
         process.stdout.write([...renderPrune(r), `${r.dryRun ? 'would remove' : 'removed'} ${r.remove.length}, kept ${r.keep.length}`].join('\n') + '\n');
       }),
@@ -277,7 +264,7 @@ Examples:
       withContext(config, o, async (ctx) => {
         await loadModules();
         const archives = await archiveCheck(ctx, o);
-        const backup = await B.resolveBackup(o.from, backupStore(ctx, o.store));
+        const backup = await B.resolveBackup(o.from, B.backupStore(ctx.config, o.store));
         const targetUrl: string | undefined = o.target ?? ctx.config.databaseUrl;
         const db = await D.openDbUnmigrated(targetUrl ? { url: targetUrl } : { dataDir: ctx.paths.db });
         try {
@@ -285,7 +272,7 @@ Examples:
             backup,
             target: { db, ...(D.isPostgresUrl(targetUrl) ? { url: targetUrl } : {}) },
             force: o.force === true,
-            tools: tools(ctx.config),
+            tools: B.pgTools(ctx.config),
             archives,
             healthUrl: o.healthUrl ?? ctx.config.backup.healthUrl,
           });
@@ -304,7 +291,7 @@ Examples:
       .description('back up, restore into a scratch database, run the smoke checks, report RPO and RTO')
       .option('--store <uri>', 'store root for the backup (default: backup.storeUri, else the artifact store)')
       .option('--from <backup>', 'drill on an existing backup (`latest`, an id or a URI) instead of making a new one')
-      .addOption(new Option('--format <format>', 'format of the new backup').choices(Object.keys(FORMATS)))
+      .addOption(new Option('--format <format>', 'format of the new backup').choices(['pgdump', 'logical']))
       .option('--scratch-url <db>', 'restore into this empty database (postgres://… or a folder) instead of a fresh one')
       .option('--keep-scratch', 'keep the scratch PostgreSQL database afterwards (to inspect it)'),
   )
@@ -338,11 +325,11 @@ Examples:
                   : B.pgliteScratch();
               return await B.runDrill({
                 source,
-                store: backupStore(ctx, o.store),
+                store: B.backupStore(ctx.config, o.store),
                 from: o.from,
-                ...(o.format ? { format: FORMATS[o.format as string]! } : {}),
+                ...(o.format ? { format: B.FORMAT_NAMES[o.format as 'pgdump' | 'logical'] } : {}),
                 scratch,
-                tools: tools(ctx.config),
+                tools: B.pgTools(ctx.config),
                 archives,
                 healthUrl: o.healthUrl ?? ctx.config.backup.healthUrl,
                 runs: new B.DbBackupRunLog(source.db),

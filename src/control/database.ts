@@ -1,4 +1,4 @@
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { platformPaths, type AegisConfig } from '../config/index.js';
 import type { Db } from '../db/types.js';
@@ -12,7 +12,6 @@ import { openStore } from '../store/index.js';
  * DB_LOCKED). Same work, same records, same reports as the CLI's own path;
  * the request carries what the command line said.
  */
-const FORMATS = { pgdump: 'pg_dump-custom', logical: 'aegis-logical' } as const;
 const COUNT = z.number().int().min(0).max(100_000);
 /** Files named in a request are on this machine (the embedded database is local): absolute paths only. */
 const PATH = z.string().min(1).max(4096).refine(isAbsolute, 'an absolute path');
@@ -57,17 +56,15 @@ export interface DatabaseOps {
 
 export function databaseOps(o: { config: AegisConfig; db: Db; trust: TrustAnchor }): DatabaseOps {
   const source = () => (o.config.databaseUrl ? { db: o.db, url: o.config.databaseUrl } : { db: o.db });
-  const tools = { pgDump: o.config.backup.pgDumpPath, pgRestore: o.config.backup.pgRestorePath };
-  const backupStore = (uri?: string) => openStore(uri ?? o.config.backup.storeUri ?? platformPaths(o.config).store);
   return {
     async backup(req) {
       const B = await import('../backup/index.js');
       const keep = req.keepDaily !== undefined || req.keepWeekly !== undefined ? { keepDaily: req.keepDaily ?? 0, keepWeekly: req.keepWeekly ?? 0 } : undefined;
       const r = await B.runRecordedBackup({
         source: source(),
-        store: backupStore(req.to),
-        ...(req.format ? { format: FORMATS[req.format] } : {}),
-        tools,
+        store: B.backupStore(o.config, req.to),
+        ...(req.format ? { format: B.FORMAT_NAMES[req.format] } : {}),
+        tools: B.pgTools(o.config),
         runs: new B.DbBackupRunLog(o.db),
         trigger: req.trigger ?? 'manual',
         retention: keep,
@@ -85,18 +82,18 @@ export function databaseOps(o: { config: AegisConfig; db: Db; trust: TrustAnchor
         archives = {
           trust,
           store: openStore(platformPaths(o.config).store),
-          ...(req.signatureCache === false ? {} : { signatureCache: join(platformPaths(o.config).cache, 'verified-signatures') }),
+          ...(req.signatureCache === false ? {} : { signatureCache: B.signatureCachePath(o.config) }),
         };
       }
       const url = o.config.databaseUrl;
       const scratch = req.scratchUrl ? B.existingScratch(req.scratchUrl) : url ? B.postgresScratch(url) : B.pgliteScratch();
       return B.runDrill({
         source: source(),
-        store: backupStore(req.store),
+        store: B.backupStore(o.config, req.store),
         from: req.from,
-        ...(req.format ? { format: FORMATS[req.format] } : {}),
+        ...(req.format ? { format: B.FORMAT_NAMES[req.format] } : {}),
         scratch,
-        tools,
+        tools: B.pgTools(o.config),
         archives,
         healthUrl: req.healthUrl ?? o.config.backup.healthUrl,
         runs: new B.DbBackupRunLog(o.db),

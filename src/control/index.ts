@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { PipelineRunner } from '../pipeline/index.js';
 import { Registry as MetricsRegistry } from 'prom-client';
-import { platformPaths, type AegisConfig } from '../config/index.js';
+import type { AegisConfig } from '../config/index.js';
 import type { Db } from '../db/types.js';
 import { childLogger } from '../log.js';
 import type { Registry } from '../registry/index.js';
@@ -93,16 +93,14 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       gateways[s.model] = await deployment.serve(s.model, prod.version, s.port, s.host);
     }
     if (o.config.backup.schedule) {
-      const { openStore } = await import('../store/index.js');
-      const { BackupScheduler, backupJob } = await import('../backup/scheduler.js');
-      const { DbBackupRunLog } = await import('../backup/runs.js');
-      const store = o.backupStore ?? openStore(o.config.backup.storeUri ?? platformPaths(o.config).store);
+      const { BackupScheduler, backupJob, backupStore, DbBackupRunLog, pgTools } = await import('../backup/index.js');
+      const store = o.backupStore ?? backupStore(o.config);
       const scheduler = new BackupScheduler({
         schedule: o.config.backup.schedule,
         backup: backupJob({
           source: o.config.databaseUrl ? { db: o.db, url: o.config.databaseUrl } : { db: o.db },
           store,
-          tools: { pgDump: o.config.backup.pgDumpPath, pgRestore: o.config.backup.pgRestorePath },
+          tools: pgTools(o.config),
           retention: { keepDaily: o.config.backup.keepDaily, keepWeekly: o.config.backup.keepWeekly },
         }),
         runs: new DbBackupRunLog(o.db),

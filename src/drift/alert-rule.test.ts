@@ -1,6 +1,6 @@
 /**
  * The ModelDrift rule as Alertmanager's receivers need it (promtool runs it in
- * prometheus-rules.itest.ts): what it routes on, the annotations the
+ * test/promtool.itest.ts): what it routes on, the annotations the
  * retraining trigger reads (dataset_uri, as in the sample webhook payload),
  * that it watches the gauges the model server exports, and that the generated
  * Kubernetes PrometheusRule carries it unchanged.

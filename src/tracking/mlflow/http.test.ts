@@ -10,10 +10,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AegisError } from '../../errors.js';
 import { tempDir } from '../../test-support/fs.js';
 import { MlflowHttp } from './http.js';
 import { MlflowTracker } from './index.js';
+import { failure } from '../../test-support/errors.js';
 
 type Handler = (req: IncomingMessage & { body: string }, res: ServerResponse) => void;
 const servers: Server[] = [];
@@ -41,16 +41,6 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 const fast = { minDelayMs: 1, maxDelayMs: 5 };
-
-async function failure(p: Promise<unknown>): Promise<AegisError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AegisError) return err;
-    throw err;
-  }
-  throw new Error('expected an AegisError');
-}
 
 afterEach(async () => {
   for (const s of servers.splice(0)) {

@@ -9,10 +9,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AegisError, isAegisError } from '../../errors.js';
+import { isAegisError } from '../../errors.js';
 import { packageExampleVersion } from '../../test-support/example-model.js';
 import { tempDir } from '../../test-support/fs.js';
 import { MlflowTracker, TAGS, type MlflowRun, type MlflowTrackerOptions } from './index.js';
+import { failure } from '../../test-support/errors.js';
 
 const URL_ = process.env.AEGIS_TEST_MLFLOW_URL ?? 'http://127.0.0.1:55000';
 const RUN = randomBytes(4).toString('hex');
@@ -23,16 +24,6 @@ function tracker(options: Partial<MlflowTrackerOptions> = {}): MlflowTracker {
   const t = new MlflowTracker({ baseUrl: URL_, experiment: `aegis-itest-${RUN}`, minDelayMs: 10, maxDelayMs: 50, ...options });
   trackers.push(t);
   return t;
-}
-
-async function failure(p: Promise<unknown>): Promise<AegisError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AegisError) return err;
-    throw err;
-  }
-  throw new Error('expected an AegisError');
 }
 
 const tagsOf = (run: MlflowRun) => Object.fromEntries((run.data.tags ?? []).map((t) => [t.key, t.value]));
