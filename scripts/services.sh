@@ -19,10 +19,13 @@ STATE="${AEGIS_SERVICES_DIR:-$ROOT/.services}"
 VENV="$STATE/venv"
 MODEL_SIGNING_VERSION="1.1.1"
 MOTO_VERSION="5.2.5"
+# Fixed ports sit below 32768, outside Linux's ephemeral range (ip_local_port_range 32768-60999): a
+# port in that range can be taken by any outgoing connection's local end, and a test that binds it
+# later (the Alertmanager webhook) then fails with EADDRINUSE.
 MOTO_PORT="${AEGIS_MOTO_PORT:-5077}"
-PG_PORT="${AEGIS_PG_PORT:-55432}"
+PG_PORT="${AEGIS_PG_PORT:-25432}"
 MLFLOW_VERSION="3.17.2"
-MLFLOW_PORT="${AEGIS_MLFLOW_PORT:-55000}"
+MLFLOW_PORT="${AEGIS_MLFLOW_PORT:-25000}"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -238,9 +241,9 @@ promtool_bin() {
 # evaluates rules every 1s and sends alerts to the Alertmanager, whose default receiver is a webhook
 # to AEGIS_ALERTMANAGER_WEBHOOK_URL (a test listens there when it wants the notifications).
 # `curl -X POST $PROMETHEUS_URL/-/reload` re-reads edited rule files; rerunning this script does too.
-PROM_PORT="${AEGIS_PROMETHEUS_PORT:-59090}"
-AM_PORT="${AEGIS_ALERTMANAGER_PORT:-59093}"
-AM_WEBHOOK_PORT="${AEGIS_ALERT_WEBHOOK_PORT:-59094}"
+PROM_PORT="${AEGIS_PROMETHEUS_PORT:-29090}"
+AM_PORT="${AEGIS_ALERTMANAGER_PORT:-29093}"
+AM_WEBHOOK_PORT="${AEGIS_ALERT_WEBHOOK_PORT:-29094}"
 PROM_DIR="$STATE/prometheus"
 AM_DIR="$STATE/alertmanager"
 

@@ -22,7 +22,7 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 const COSIGN = process.env.AEGIS_COSIGN_BIN ?? join(REPO, '.services', 'bin', 'cosign');
 const REFERENCE = process.env.AEGIS_MODEL_SIGNING_BIN ?? join(REPO, '.services', 'venv', 'bin', 'model_signing');
 const S3_ENDPOINT = process.env.AEGIS_TEST_S3_ENDPOINT ?? 'http://127.0.0.1:5077';
-const PG_URL = process.env.AEGIS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:55432/postgres';
+const PG_URL = process.env.AEGIS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:25432/postgres';
 
 async function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   return run(cmd, args, { env: { ...process.env, ...env } }).then(

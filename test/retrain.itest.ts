@@ -89,7 +89,13 @@ describe('retrain on drift: drift → ModelDrift → Alertmanager → pipeline �
     const rules = YAML.parse(await readFile(join(REPO, 'deploy', 'prometheus', 'drift-rules.yaml'), 'utf8')) as { groups: Array<{ name: string; rules: Array<Record<string, unknown>> }> };
     for (const g of rules.groups) {
       g.name = `${g.name}-itest-${runId}`;
-      for (const r of g.rules) if (r.alert === 'ModelDrift') r.for = '2s';
+      for (const r of g.rules) {
+        if (r.alert !== 'ModelDrift') continue;
+        r.for = '2s';
+        // A label of this run's own: Alertmanager remembers what it notified (for repeat_interval, across restarts),
+        // and would not notify again an alert with the labels of an earlier run whose resolution it could not deliver.
+        r.labels = { ...(r.labels as Record<string, string>), itest_run: runId };
+      }
     }
     await writeFile(ruleFile, YAML.stringify(rules));
     const reload = await fetch(`${PROMETHEUS_URL}/-/reload`, { method: 'POST' });

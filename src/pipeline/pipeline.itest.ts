@@ -18,7 +18,7 @@ import { PipelineRunner } from './runner.js';
 import { claimRun, createRun, getRun, listSteps } from './store.js';
 
 const ADMIN_URL = process.env.AEGIS_TEST_DATABASE_URL;
-const MLFLOW_URL = process.env.AEGIS_TEST_MLFLOW_URL ?? 'http://127.0.0.1:55000';
+const MLFLOW_URL = process.env.AEGIS_TEST_MLFLOW_URL ?? 'http://127.0.0.1:25000';
 const RUN = randomBytes(4).toString('hex');
 let admin: pg.Client | undefined;
 let database: string | undefined;

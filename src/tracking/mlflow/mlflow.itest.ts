@@ -15,7 +15,7 @@ import { tempDir } from '../../test-support/fs.js';
 import { MlflowTracker, TAGS, type MlflowRun, type MlflowTrackerOptions } from './index.js';
 import { failure } from '../../test-support/errors.js';
 
-const URL_ = process.env.AEGIS_TEST_MLFLOW_URL ?? 'http://127.0.0.1:55000';
+const URL_ = process.env.AEGIS_TEST_MLFLOW_URL ?? 'http://127.0.0.1:25000';
 const RUN = randomBytes(4).toString('hex');
 const trackers: MlflowTracker[] = [];
 let work: { path: string; cleanup: () => Promise<void> };
