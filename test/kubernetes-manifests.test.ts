@@ -113,6 +113,17 @@ describe('deploy/kubernetes', () => {
     else expect(c.container.image).toBe('aegis');
   });
 
+  it('the pods run as the image\'s user, with the image\'s AEGIS_HOME (Dockerfile)', () => {
+    const dockerfile = readFileSync(join(REPO, 'Dockerfile'), 'utf8');
+    const user = /^USER (\d+):(\d+)$/m.exec(dockerfile);
+    const home = /AEGIS_HOME=(\S+)/.exec(dockerfile);
+    expect(user && home, 'Dockerfile sets USER uid:gid and AEGIS_HOME').toBeTruthy();
+    for (const c of containers) {
+      expect(c.pod.securityContext).toMatchObject({ runAsUser: Number(user![1]), runAsGroup: Number(user![2]) });
+      expect(c.container.env).toContainEqual({ name: 'AEGIS_HOME', value: home![1] });
+    }
+  });
+
   it('the restore Job takes the backup from ARTIFACT_URI (the seed runbook edits that), defaulting to the newest', () => {
     const restore = containers.find((c) => c.owner.file === RESTORE_JOB)!;
     expect(restore.args.slice(0, 4)).toEqual(['db', 'restore', '--from', '$(ARTIFACT_URI)']);
