@@ -170,4 +170,50 @@ Example:
   );
   action('pause', 'hold the rollout at its current step (background analysis keeps judging and can still abort)', 'aegis rollout pause example_multimodal');
   action('resume', 'continue a paused rollout (after an inconclusive analysis, a new analysis run starts)', 'aegis rollout resume example_multimodal');
+
+  rollout
+    .command('render-argo <name@version>')
+    .description('print the rollout of a version as an Argo Rollout + Service + AnalysisTemplates (the same spec, for a cluster)')
+    .option('--spec <file>', 'rollout spec (YAML); default: the built-in canary')
+    .requiredOption('--image <image>', 'the Aegis container image the model server pods run')
+    .option('--stable-version <version>', 'the version in production now (needed when a metric reads the stable track)')
+    .option('--namespace <ns>', 'namespace of the objects')
+    .option('--replicas <n>', 'model server pods (without a traffic router Argo splits traffic by pods: 10 % needs 10)', '4')
+    .option('--prometheus <url>', 'Prometheus that the spec\'s embedded metrics are read from in the cluster', 'http://prometheus-operated.monitoring:9090')
+    .option('--service-account <name>', 'service account of the model server pods (IRSA: read the model archives)')
+    .addHelpText(
+      'after',
+      `
+Embedded metrics (the gateway's own counters, which do not exist in a cluster)
+become Prometheus queries over the model servers' counters of the canary's
+version, NaN below minSamples requests, with conditions that Argo then judges
+Inconclusive for NaN, as Aegis does. Prometheus metrics are copied as written.
+
+Example:
+  $ aegis rollout render-argo example_multimodal@0.2 --image ghcr.io/acme/aegis:0.1.0 --namespace aegis | kubectl apply -f -`,
+    )
+    .action(async (ref: string, o: { spec?: string; image: string; stableVersion?: string; namespace?: string; replicas: string; prometheus: string; serviceAccount?: string }) => {
+      try {
+        const { model, version } = splitRef(ref);
+        const { DEFAULT_ROLLOUT_SPEC, readRolloutSpec } = await import('../rollout/spec.js');
+        const { renderArgoRollout } = await import('../rollout/argo.js');
+        const replicas = Number(o.replicas);
+        if (!Number.isInteger(replicas) || replicas < 1) throw new AegisError('USAGE', `--replicas must be a positive integer (got ${o.replicas})`, { hint: 'Pass e.g. --replicas 10.' });
+        const spec = o.spec ? await readRolloutSpec(o.spec) : DEFAULT_ROLLOUT_SPEC;
+        process.stdout.write(
+          renderArgoRollout(spec, {
+            model,
+            version,
+            image: o.image,
+            replicas,
+            prometheusAddress: o.prometheus,
+            ...(o.stableVersion ? { stableVersion: o.stableVersion } : {}),
+            ...(o.namespace ? { namespace: o.namespace } : {}),
+            ...(o.serviceAccount ? { serviceAccount: o.serviceAccount } : {}),
+          }),
+        );
+      } catch (err) {
+        process.exitCode = reportError(err, {});
+      }
+    });
 }

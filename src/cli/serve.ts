@@ -30,6 +30,7 @@ export function registerServeCommand(program: Command, config: () => AegisConfig
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--name <name>', 'name to serve the model under (default: its manifest name)')
     .option('--track <track>', 'stable | canary (a metrics label)', 'stable')
+    .option('--track-from <labels-file>', "follow the track in a Kubernetes downward-API labels file (label aegis.dev/track, which Argo Rollouts' canaryMetadata/stableMetadata set), re-read every 5 s")
     .option('--threads <n>', 'ONNX Runtime intra-op threads per request', '1')
     .option('--body-limit <bytes>', 'largest request body (413 above)', String(16 * 1024 * 1024))
     .option('--inject-fault <spec>', 'DRILLS ONLY: fail or slow a share of requests, e.g. error-rate=0.1,latency-ms=200')
@@ -86,14 +87,19 @@ Examples:
           ...(repositoryLoad !== undefined ? { repositoryLoad } : {}),
         });
         const loaded = await server.load(o.model);
+        if (o.trackFrom) {
+          const { followTrackLabel } = await import('../serving/track-labels.js');
+          const s = server;
+          await followTrackLabel(o.trackFrom, (t) => s.setTrack(t));
+        }
         const address = await server.listen(Number(o.port), o.host).catch((err: NodeJS.ErrnoException) => {
           throw new AegisError('SERVER_START_FAILED', `cannot listen on ${o.host}:${o.port}: ${err.message}`, {
             cause: err,
             hint: err.code === 'EADDRINUSE' ? `Port ${o.port} is taken; pass another --port.` : 'Check --host and --port.',
           });
         });
-        if (o.json) process.stdout.write(JSON.stringify({ ready: true, url: address, ...loaded, track }) + '\n');
-        else process.stdout.write(`serving ${loaded.name}@${loaded.version} (${track}) on ${address}${o.injectFault ? `  [FAULT INJECTION: ${o.injectFault}]` : ''}\n`);
+        if (o.json) process.stdout.write(JSON.stringify({ ready: true, url: address, ...loaded, track: server.track }) + '\n');
+        else process.stdout.write(`serving ${loaded.name}@${loaded.version} (${server.track}) on ${address}${o.injectFault ? `  [FAULT INJECTION: ${o.injectFault}]` : ''}\n`);
         const stop = async (signal: string) => {
           process.stderr.write(`${signal}: draining and stopping\n`);
           await server?.close();

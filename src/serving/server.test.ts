@@ -219,6 +219,25 @@ describe('model server', () => {
     expect(text).toMatch(/aegis_inference_request_duration_seconds_bucket\{le="0.00025",model="example_multimodal",version="0.1",track="stable"\}/);
     expect(text).toContain('process_cpu_user_seconds_total');
   });
+
+  it('counts requests under the track it is set to from then on (a pod Argo promoted: canary → stable)', async () => {
+    const count = async (track: string) => {
+      const text = (await server.app.inject({ url: '/metrics' })).body;
+      const m = new RegExp(`aegis_inference_requests_total\\{model="example_multimodal",version="0.1",track="${track}",code="200"\\} (\\d+)`).exec(text);
+      return m ? Number(m[1]) : 0;
+    };
+    const [stable0, canary0] = [await count('stable'), await count('canary')];
+    try {
+      server.setTrack('canary');
+      expect(server.track).toBe('canary');
+      await post('/v2/models/example_multimodal/infer', oip());
+      expect([await count('stable'), await count('canary')]).toEqual([stable0, canary0 + 1]);
+    } finally {
+      server.setTrack('stable');
+    }
+    await post('/v2/models/example_multimodal/infer', oip());
+    expect([await count('stable'), await count('canary')]).toEqual([stable0 + 1, canary0 + 1]);
+  });
 });
 
 describe('hot swap', () => {

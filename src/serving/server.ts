@@ -109,7 +109,7 @@ function warmupInputs(inputs: TensorSpec[]): Record<string, Tensor> {
 export class ModelServer {
   readonly app: FastifyInstance;
   readonly metrics: ServerMetrics;
-  readonly track: Track;
+  #track: Track;
   #slot: Slot | undefined;
   #swapChain: Promise<unknown> = Promise.resolve();
   #closing = false;
@@ -117,10 +117,20 @@ export class ModelServer {
 
   constructor(o: ModelServerOptions) {
     this.#o = o;
-    this.track = o.track ?? 'stable';
+    this.#track = o.track ?? 'stable';
     this.metrics = o.metrics ?? createServerMetrics();
     this.app = Fastify({ bodyLimit: o.bodyLimit ?? 16 * 1024 * 1024, logger: false, return503OnClosing: true });
     this.#routes();
+  }
+
+  /** The `track` label of the metrics: stable or canary. */
+  get track(): Track {
+    return this.#track;
+  }
+
+  /** Changes the track label of the requests that start from now on (a pod Argo Rollouts promoted). */
+  setTrack(track: Track): void {
+    this.#track = track;
   }
 
   get ready(): boolean {
@@ -319,15 +329,15 @@ export class ModelServer {
     app.get('/v2/models/:name/versions/:version/ready', modelReady);
 
     // Inference
-    // Labelled children are looked up once per (version, code), not hashed on every request.
+    // Labelled children are looked up once per (version, track, code), not hashed on every request.
     const children = new Map<string, { count: { inc: () => void }; time: { observe: (v: number) => void } }>();
     const observe = (slot: Slot | undefined, code: number, started: bigint) => {
       const model = slot ? this.servedName(slot) : 'unknown';
       const version = slot?.manifest.version ?? 'unknown';
-      const key = `${model}\0${version}\0${code}`;
+      const key = `${model}\0${version}\0${this.#track}\0${code}`;
       let c = children.get(key);
       if (!c) {
-        const labels = { model, version, track: this.track };
+        const labels = { model, version, track: this.#track };
         c = { count: this.metrics.requests.labels({ ...labels, code: String(code) }), time: this.metrics.duration.labels(labels) };
         children.set(key, c);
       }
