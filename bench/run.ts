@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<
   loadgen: () => import('./loadgen.js'),
   drift: () => import('./drift.js'),
   alerts: () => import('./alerts.js'),
+  verify: () => import('./verify.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);
