@@ -18,15 +18,17 @@ COPY scripts/image-layout.sh ./scripts/
 RUN npm run build && scripts/image-layout.sh /app
 
 FROM ${NODE_IMAGE}
-# pg_dump / pg_restore for `aegis db backup|restore|drill` on PostgreSQL. They must be at least the
-# server's major version: set PG_MAJOR to your server's (PGDG packages; Debian's own is 15).
+# pg_dump / pg_restore for `aegis db backup|restore|drill` on PostgreSQL. Use your server's major
+# version (PG_MAJOR): pg_dump refuses a newer server, and a newer pg_dump's output is not promised to
+# load into an older server. PGDG packages, for the Debian release of the base image.
 ARG PG_MAJOR=17
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends ca-certificates curl gnupg; \
     install -d /usr/share/postgresql-common/pgdg; \
     curl -fsSo /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc https://www.postgresql.org/media/keys/ACCC4CF8.asc; \
-    echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" > /etc/apt/sources.list.d/pgdg.list; \
+    . /etc/os-release; \
+    echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt ${VERSION_CODENAME}-pgdg main" > /etc/apt/sources.list.d/pgdg.list; \
     apt-get update; \
     apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}"; \
     apt-get purge -y curl gnupg; apt-get autoremove -y; rm -rf /var/lib/apt/lists/*

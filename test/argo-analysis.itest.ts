@@ -9,7 +9,7 @@
  * against Argo's own cases in judge.test.ts.
  */
 import { createServer, type Server } from 'node:http';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
@@ -17,7 +17,7 @@ import { argoVerdict, type MeasurementPhase } from '../src/rollout/analysis/judg
 import { renderArgoRollout } from '../src/rollout/argo.js';
 import { PrometheusProvider } from '../src/rollout/providers/prometheus/index.js';
 import type { ResolvedMetric } from '../src/rollout/spec.js';
-import { validateRolloutSpec } from '../src/rollout/spec.js';
+import { parseRolloutSpec, validateRolloutSpec, type RolloutSpec } from '../src/rollout/spec.js';
 import { createServerMetrics } from '../src/serving/metrics.js';
 import { FILE_SD_DIR, PROMETHEUS_URL, requirePrometheus, writeTargets } from '../src/test-support/prometheus.js';
 
@@ -89,13 +89,19 @@ afterAll(async () => {
   await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
 });
 
-/** The rendered template's metrics for one model, as Argo resolves them: args substituted into the query. */
-function renderedMetrics(name: string): ResolvedMetric[] {
-  const text = renderArgoRollout(spec, { model: model(name), version: '2', image: 'aegis', prometheusAddress: PROMETHEUS_URL! });
+/** The rendered template's metrics for one model, as Argo resolves them: the ref's args, then the template's defaults, substituted. */
+function renderedMetrics(name: string, from: RolloutSpec = spec, overrides: Record<string, string> = {}): ResolvedMetric[] {
+  const text = renderArgoRollout(from, { model: model(name), version: '2', archiveUri: 's3://models/x/model.tar.gz', image: 'aegis', prometheusAddress: PROMETHEUS_URL! });
   const docs = YAML.parseAllDocuments(text).map((d) => d.toJS() as { kind: string; spec: Record<string, unknown> });
   const rollout = docs.find((d) => d.kind === 'Rollout')!;
-  const args = new Map(((rollout.spec as { strategy: { canary: { analysis: { args: { name: string; value: string }[] } } } }).strategy.canary.analysis.args).map((a) => [a.name, a.value]));
+  const canary = (rollout.spec as { strategy: { canary: { analysis: { args?: { name: string; value: string }[] } } } }).strategy.canary;
   const template = docs.find((d) => d.kind === 'AnalysisTemplate')!;
+  const args = new Map([
+    ...((template.spec.args ?? []) as { name: string; value?: string }[]).filter((a) => a.value !== undefined).map((a) => [a.name, a.value!] as const),
+    ...(canary.analysis.args ?? []).map((a) => [a.name, a.value] as const),
+    ...Object.entries(overrides),
+  ]);
+  const sub = (text: string) => text.replace(/\{\{args\.([a-z-]+)\}\}/g, (_x, a: string) => args.get(a)!);
   const metrics = template.spec.metrics as { name: string; successCondition: string; failureCondition: string; provider: { prometheus: { address: string; query: string } } }[];
   return metrics.map((mt) => ({
     name: mt.name,
@@ -106,14 +112,14 @@ function renderedMetrics(name: string): ResolvedMetric[] {
     successCondition: mt.successCondition,
     failureCondition: mt.failureCondition,
     dryRun: false,
-    provider: { kind: 'prometheus', address: mt.provider.prometheus.address, query: mt.provider.prometheus.query.replace(/\{\{args\.([a-z-]+)\}\}/g, (_x, a: string) => args.get(a)!), timeoutMs: 10_000 },
+    provider: { kind: 'prometheus', address: sub(mt.provider.prometheus.address), query: sub(mt.provider.prometheus.query), timeoutMs: 10_000 },
   }));
 }
 
-async function verdicts(name: Canary): Promise<Record<string, { phase: MeasurementPhase; value: unknown }>> {
+async function verdicts(name: Canary, from: RolloutSpec = spec, overrides: Record<string, string> = {}): Promise<Record<string, { phase: MeasurementPhase; value: unknown }>> {
   const provider = new PrometheusProvider();
   const out: Record<string, { phase: MeasurementPhase; value: unknown }> = {};
-  for (const m of renderedMetrics(name)) {
+  for (const m of renderedMetrics(name, from, overrides)) {
     const r = await provider.measure(m, { now: Date.now() });
     out[m.name] = { phase: r.phase ?? argoVerdict(r.value, m).phase, value: r.value };
   }
@@ -146,5 +152,13 @@ describe('embedded metrics rendered for Argo, measured by a real Prometheus, jud
     expect(Number.isNaN(seen!.quiet['error-rate']!.value)).toBe(true);
     // slow never answered 5xx: its error rate is 0, not "no data" (no 5xx series exists).
     expect(seen!.slow['error-rate']!.value).toBe(0);
+
+    // The Prometheus example spec, copied as written into the AnalysisTemplate, judges them the same way.
+    const example = parseRolloutSpec(await readFile(new URL('../examples/rollouts/canary-prometheus.yaml', import.meta.url), 'utf8'));
+    // (The example names its model in its refs; each canary here is its own model.)
+    const judged = async (c: Canary) => phases({ [c]: await verdicts(c, example, { prometheus: PROMETHEUS_URL!, model: model(c) }) } as never)![c];
+    expect(await judged('slow')).toEqual({ 'error-rate': 'Successful', 'latency-p99': 'Failed' });
+    expect(await judged('healthy')).toEqual({ 'error-rate': 'Successful', 'latency-p99': 'Successful' });
+    expect(await judged('faulty')).toEqual({ 'error-rate': 'Failed', 'latency-p99': 'Successful' });
   }, 75_000);
 });

@@ -216,10 +216,18 @@ describe('deploy/kubernetes Jobs, run as a kubelet would (no container, no clust
     for (const table of Object.keys(before).filter((t) => !['public.backup_runs', 'public.schema_migrations'].includes(t))) expect(after[table], table).toEqual(before[table]);
   });
 
-  it('Job aegis-db-restore as shipped (ARTIFACT_URI=latest) restores the newest backup', async () => {
-    const r = await runContainer(container('Job', 'aegis-db-restore'));
+  it('Job aegis-db-restore with ARTIFACT_URI=latest restores the newest backup', async () => {
+    const r = await runContainer(container('Job', 'aegis-db-restore'), { ARTIFACT_URI: 'latest' });
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.json).toMatchObject({ ok: true, backup: { uri: backupUri } });
+  });
+
+  it('Job aegis-db-restore applied unedited fails before touching the database, and says what to set', async () => {
+    const before = await tableChecksums(source.db);
+    const r = await runContainer(container('Job', 'aegis-db-restore'));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/SET-ME/);
+    expect(await tableChecksums(source.db)).toEqual(before);
   });
 
   it('Job aegis-db-restore with a wrong ARTIFACT_URI fails, names it, and leaves the database alone', async () => {

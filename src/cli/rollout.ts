@@ -176,6 +176,7 @@ Example:
     .description('print the rollout of a version as an Argo Rollout + Service + AnalysisTemplates (the same spec, for a cluster)')
     .option('--spec <file>', 'rollout spec (YAML); default: the built-in canary')
     .requiredOption('--image <image>', 'the Aegis container image the model server pods run')
+    .option('--archive <uri>', "the version's signed archive (s3://…) the pods fetch and verify; default: the registry's record of NAME@VERSION")
     .option('--stable-version <version>', 'the version in production now (needed when a metric reads the stable track)')
     .option('--namespace <ns>', 'namespace of the objects')
     .option('--replicas <n>', 'model server pods (without a traffic router Argo splits traffic by pods: 10 % needs 10)', '4')
@@ -190,9 +191,10 @@ version, NaN below minSamples requests, with conditions that Argo then judges
 Inconclusive for NaN, as Aegis does. Prometheus metrics are copied as written.
 
 Example:
-  $ aegis rollout render-argo example_multimodal@0.2 --image ghcr.io/acme/aegis:0.1.0 --namespace aegis | kubectl apply -f -`,
+  $ aegis rollout render-argo example_multimodal@0.2 --image ghcr.io/acme/aegis:0.1.0 --namespace aegis --replicas 10 | kubectl apply -f -`,
     )
-    .action(async (ref: string, o: { spec?: string; image: string; stableVersion?: string; namespace?: string; replicas: string; prometheus: string; serviceAccount?: string }) => {
+    .action(async (ref: string, o: { spec?: string; image: string; archive?: string; stableVersion?: string; namespace?: string; replicas: string; prometheus: string; serviceAccount?: string }) => {
+      const ctx = new CliContext(config());
       try {
         const { model, version } = splitRef(ref);
         const { DEFAULT_ROLLOUT_SPEC, readRolloutSpec } = await import('../rollout/spec.js');
@@ -200,10 +202,14 @@ Example:
         const replicas = Number(o.replicas);
         if (!Number.isInteger(replicas) || replicas < 1) throw new AegisError('USAGE', `--replicas must be a positive integer (got ${o.replicas})`, { hint: 'Pass e.g. --replicas 10.' });
         const spec = o.spec ? await readRolloutSpec(o.spec) : DEFAULT_ROLLOUT_SPEC;
+        // The pods serve the archive by URI, so they need the store and the trust policy but no database.
+        const { resolveArchiveUri } = await import('./archive-commands.js');
+        const archiveUri = o.archive ?? (await resolveArchiveUri(ctx, `${model}@${version}`)).uri;
         process.stdout.write(
           renderArgoRollout(spec, {
             model,
             version,
+            archiveUri,
             image: o.image,
             replicas,
             prometheusAddress: o.prometheus,
@@ -214,6 +220,8 @@ Example:
         );
       } catch (err) {
         process.exitCode = reportError(err, {});
+      } finally {
+        await ctx.close();
       }
     });
 }

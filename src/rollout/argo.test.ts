@@ -10,12 +10,13 @@ import { argoVerdict } from './analysis/judge.js';
 import { ARGO_TRACK_LABEL, embeddedQuery, guardedConditions, renderArgoRollout } from './argo.js';
 import { DEFAULT_ROLLOUT_SPEC, parseRolloutSpec, validateRolloutSpec, type RolloutSpec } from './spec.js';
 
+const ARCHIVE = 's3://models/aegis/model-archives/example_multimodal/0.2/model.tar.gz';
 const EXAMPLE_PROMETHEUS = new URL('../../examples/rollouts/canary-prometheus.yaml', import.meta.url);
 
 type Doc = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 function render(spec: RolloutSpec = DEFAULT_ROLLOUT_SPEC, extra: Partial<Parameters<typeof renderArgoRollout>[1]> = {}): Doc[] {
-  const text = renderArgoRollout(spec, { model: 'example_multimodal', version: '0.2', image: 'registry.example/aegis:0.1.0', namespace: 'aegis', ...extra });
+  const text = renderArgoRollout(spec, { model: 'example_multimodal', version: '0.2', archiveUri: ARCHIVE, image: 'registry.example/aegis:0.1.0', namespace: 'aegis', ...extra });
   return YAML.parseAllDocuments(text).map((d) => d.toJS() as Doc);
 }
 const byKind = (docs: Doc[], kind: string) => docs.filter((d) => d.kind === kind);
@@ -33,7 +34,8 @@ function unresolvedArgs(docs: Doc[], ref: { templates: { templateName: string }[
 describe('aegis rollout render-argo', () => {
   it('renders the default spec as a valid Rollout, Service and AnalysisTemplate (Argo Rollouts and Kubernetes schemas)', () => {
     const docs = render();
-    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual(['Rollout/example-multimodal', 'Service/example-multimodal', 'AnalysisTemplate/canary-health']);
+    // Template names carry the model's: a second model rendered into the namespace does not replace them.
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual(['Rollout/example-multimodal', 'Service/example-multimodal', 'AnalysisTemplate/example-multimodal-canary-health']);
     for (const d of docs) expect(d.metadata.namespace).toBe('aegis');
     const Model = { Rollout, Service, AnalysisTemplate } as unknown as Record<string, new (o: unknown) => { validate(): void }>;
     for (const d of docs) expect(() => new Model[d.kind]!(d).validate(), d.kind).not.toThrow();
@@ -49,7 +51,7 @@ describe('aegis rollout render-argo', () => {
     expect(canary.steps).toEqual(DEFAULT_ROLLOUT_SPEC.strategy.canary.steps);
     expect(canary.steps).toContainEqual({ pause: { duration: '30s' } });
     expect(canary.analysis).toEqual({
-      templates: [{ templateName: 'canary-health' }],
+      templates: [{ templateName: 'example-multimodal-canary-health' }],
       args: [
         { name: 'model', value: 'example_multimodal' },
         { name: 'version', value: '0.2' },
@@ -62,13 +64,18 @@ describe('aegis rollout render-argo', () => {
     ]);
   });
 
-  it('the pods run the version through fetch-and-verify, follow their track label, and Argo labels canary and stable pods', () => {
+  it('the pods fetch and verify the archive (no database access), follow their track label, and Argo labels canary and stable pods', () => {
     const [rollout] = render();
     const pod = rollout!.spec.template.spec;
     const c = pod.containers[0];
-    expect(c.args.slice(0, 3)).toEqual(['serve', '--model', 'example_multimodal@0.2']);
+    expect(c.args.slice(0, 5)).toEqual(['serve', '--model', ARCHIVE, '--name', 'example_multimodal']);
     expect(c.args).toEqual(expect.arrayContaining(['--trust', '--track-from', '--no-repository-load']));
+    expect(c.envFrom, 'no Secret: the pods need the store and the trust policy, not the database').toBeUndefined();
+    expect(JSON.stringify(pod)).not.toMatch(/aegis-db|AEGIS_DATABASE_URL/);
     expect(c.readinessProbe.httpGet.path).toBe('/v2/health/ready');
+    // Fetching and verifying a large model takes minutes: liveness counts only once the server is up.
+    expect(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold).toBeGreaterThanOrEqual(600);
+    expect(c.livenessProbe.initialDelaySeconds).toBeUndefined();
     expect(rollout!.spec.strategy.canary.canaryMetadata).toEqual({ labels: { [TRACK_LABEL]: 'canary' } });
     expect(rollout!.spec.strategy.canary.stableMetadata).toEqual({ labels: { [TRACK_LABEL]: 'stable' } });
     expect(ARGO_TRACK_LABEL).toBe(TRACK_LABEL);
@@ -134,12 +141,12 @@ describe('aegis rollout render-argo', () => {
     for (const r of refs) expect(unresolvedArgs(docs, r)).toEqual([]);
     expect(rollout!.spec.strategy.canary.analysis.startingStep).toBe(1);
 
-    const text = renderArgoRollout(spec, { model: 'm', version: '2', image: 'i' });
+    const text = renderArgoRollout(spec, { model: 'm', version: '2', archiveUri: ARCHIVE, image: 'i' });
     expect(text).not.toMatch(/do not say what no data/); // the example decides it (len(result) > 0)
     const loose = structuredClone(spec) as RolloutSpec;
     loose.analysisTemplates[0]!.metrics[1]!.successCondition = 'all(result, {# < 0.5})';
     delete (loose.analysisTemplates[0]!.metrics[1] as { failureCondition?: string }).failureCondition;
-    expect(renderArgoRollout(loose, { model: 'm', version: '2', image: 'i' })).toMatch(/# canary-slo\/latency-p99: the conditions do not say what no data/);
+    expect(renderArgoRollout(loose, { model: 'm', version: '2', archiveUri: ARCHIVE, image: 'i' })).toMatch(/# canary-slo\/latency-p99: the conditions do not say what no data/);
   });
 
   it('a metric of the stable track needs --stable-version; the weights that pods cannot give exactly are named', async () => {
@@ -148,8 +155,23 @@ describe('aegis rollout render-argo', () => {
     expect(await failure((async () => render(spec))())).toMatchObject({ code: 'USAGE', message: expect.stringMatching(/--stable-version/) });
     const docs = render(spec, { stableVersion: '0.1' });
     expect(docs[0]!.spec.strategy.canary.analysis.args).toContainEqual({ name: 'stable-version', value: '0.1' });
-    expect(renderArgoRollout(DEFAULT_ROLLOUT_SPEC, { model: 'm', version: '2', image: 'i', replicas: 4 })).toMatch(/# Weight 10 % of 4 pods is not a whole number/);
-    expect(renderArgoRollout(DEFAULT_ROLLOUT_SPEC, { model: 'm', version: '2', image: 'i', replicas: 20 })).not.toMatch(/whole number/);
+    expect(renderArgoRollout(DEFAULT_ROLLOUT_SPEC, { model: 'm', version: '2', archiveUri: ARCHIVE, image: 'i', replicas: 4 })).toMatch(/# Weight 10 % of 4 pods is not a whole number/);
+    expect(renderArgoRollout(DEFAULT_ROLLOUT_SPEC, { model: 'm', version: '2', archiveUri: ARCHIVE, image: 'i', replicas: 20 })).not.toMatch(/whole number/);
+  });
+
+  it('a ref arg without a value is left out (Argo would read it as "" over the template default)', () => {
+    const spec = structuredClone(DEFAULT_ROLLOUT_SPEC) as RolloutSpec;
+    spec.analysisTemplates[0]!.args = [{ name: 'threshold', value: '0.05' }];
+    spec.strategy.canary.analysis!.args = [{ name: 'threshold' }];
+    const args = render(spec)[0]!.spec.strategy.canary.analysis.args as { name: string; value?: string }[];
+    expect(args.map((a) => a.name)).toEqual(['model', 'version']);
+    expect(args.every((a) => typeof a.value === 'string')).toBe(true);
+    expect(byKind(render(spec), 'AnalysisTemplate')[0]!.spec.args).toContainEqual({ name: 'threshold', value: '0.05' });
+  });
+
+  it('warns when the archive is not in an object store the pods can reach', () => {
+    expect(renderArgoRollout(DEFAULT_ROLLOUT_SPEC, { model: 'm', version: '2', archiveUri: 'file:///home/me/.aegis/artifacts/x.tar.gz', image: 'i' })).toMatch(/# WARNING: file:\/\/\/home.* is not an s3:\/\/ URI/);
+    expect(renderArgoRollout(DEFAULT_ROLLOUT_SPEC, { model: 'm', version: '2', archiveUri: ARCHIVE, image: 'i' })).not.toMatch(/WARNING/);
   });
 
   it('object names are Kubernetes names; a model name that cannot be one is refused', async () => {

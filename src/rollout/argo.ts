@@ -1,3 +1,8 @@
+// Types only (erased at run time): the object literals below are checked against Argo Rollouts' and Kubernetes'
+// API types, so a misspelled field fails to compile instead of being refused by `kubectl apply`.
+import type { IAnalysisTemplate } from '@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1/AnalysisTemplate';
+import type { IRollout } from '@kubernetes-models/argo-rollouts/argoproj.io/v1alpha1/Rollout';
+import type { IService } from 'kubernetes-models/v1/Service';
 import { stringify } from 'yaml';
 import { AegisError } from '../errors.js';
 import { condition, conditionSyntaxError } from './analysis/condition.js';
@@ -28,6 +33,11 @@ export interface ArgoRolloutOptions {
   model: string;
   /** The version this rollout brings in (the canary). */
   version: string;
+  /**
+   * Its signed archive (s3://…): the pods fetch and verify it, so they need no
+   * database access, only read access to the store (IRSA) and the trust policy.
+   */
+  archiveUri: string;
   /** The version in production now; needed when a metric reads the stable track. */
   stableVersion?: string;
   /** The Aegis image (`aegis` is its entrypoint). */
@@ -38,9 +48,7 @@ export interface ArgoRolloutOptions {
   /** Prometheus for the metrics that were `embedded` in the spec. */
   prometheusAddress?: string;
   serviceAccount?: string;
-  /** Secret with AEGIS_DATABASE_URL, ConfigMap with AEGIS_STORE_URI, ConfigMap with trust.yaml (as deploy/kubernetes uses). */
-  databaseSecret?: string;
-  storeConfigMap?: string;
+  /** ConfigMap with trust.yaml and the keys it names (as deploy/kubernetes uses). */
   trustConfigMap?: string;
 }
 
@@ -108,14 +116,17 @@ export function guardedConditions(success: string | undefined, failure: string |
 // ---------------------------------------------------------------------------
 // The documents
 
-type Json = Record<string, unknown>;
+type Canary = NonNullable<NonNullable<IRollout['spec']['strategy']>['canary']>;
+type Step = NonNullable<Canary['steps']>[number];
+type RolloutAnalysis = NonNullable<Canary['analysis']>;
+type ArgoMetric = NonNullable<IAnalysisTemplate['spec']['metrics']>[number];
 
 function seconds(timeout: number | string): number {
   return typeof timeout === 'number' ? Math.ceil(timeout) : Math.ceil(parseGoDuration(timeout)! / 1000);
 }
 
-function argoMetric(m: MetricSpec, prometheusAddress: string): Json {
-  const common: Json = {
+function argoMetric(m: MetricSpec, prometheusAddress: string): ArgoMetric {
+  const common = {
     name: m.name,
     ...(m.interval ? { interval: m.interval } : {}),
     ...(m.count !== undefined ? { count: m.count } : {}),
@@ -160,7 +171,8 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
   const replicas = o.replicas ?? 4;
   if (!Number.isInteger(replicas) || replicas < 1) throw new AegisError('USAGE', `replicas must be a positive integer (got ${o.replicas})`, { hint: 'Pass e.g. --replicas 4.' });
   const prometheusAddress = o.prometheusAddress ?? DEFAULT_PROMETHEUS_ADDRESS;
-  const templateName = (t: string) => dnsName(t, 'analysis template name');
+  // Per model: a second model's render in the same namespace must not replace this one's templates.
+  const templateName = (t: string) => dnsName(`${name}-${t}`, 'analysis template name (model name + template name)');
   const runtime: Record<string, string | undefined> = { model: o.model, version: o.version, 'stable-version': o.stableVersion };
 
   const templates = new Map(spec.analysisTemplates.map((t) => [t.name, t]));
@@ -170,7 +182,7 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
     return declared;
   };
   /** A ref with the runtime args filled in where a template declares them without a value and the ref passes none. */
-  const ref = (r: AnalysisRef, where: string): Json => {
+  const ref = (r: AnalysisRef, where: string): RolloutAnalysis => {
     const passed = new Map(r.args.map((a) => [a.name, a.value]));
     for (const tr of r.templates) {
       for (const [arg, value] of argsOf(templates.get(tr.templateName)!)) {
@@ -184,23 +196,26 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
         passed.set(arg, v);
       }
     }
+    // An arg the ref names without a value means "the template's value" here; Argo would read it as "" and
+    // override the template's default with it, so it is left out.
+    const given = [...passed].filter((e): e is [string, string] => e[1] !== undefined);
     return {
       templates: r.templates.map((tr) => ({ templateName: templateName(tr.templateName) })),
-      ...(passed.size ? { args: [...passed].map(([n, value]) => (value === undefined ? { name: n } : { name: n, value })) } : {}),
+      ...(given.length ? { args: given.map(([n, value]) => ({ name: n, value })) } : {}),
       ...(r.dryRun.length ? { dryRun: r.dryRun } : {}),
     };
   };
 
   const canary = spec.strategy.canary;
-  const steps = canary.steps.map((s, i): Json => {
+  const steps = canary.steps.map((s, i): Step => {
     if (s.setWeight !== undefined) return { setWeight: s.setWeight };
     if (s.pause) return { pause: s.pause.duration === undefined ? {} : { duration: s.pause.duration } };
     return { analysis: ref(s.analysis!, `steps[${i}].analysis`) };
   });
   const labels = { 'app.kubernetes.io/name': 'aegis-model-server', 'app.kubernetes.io/part-of': 'aegis', 'aegis.dev/model': name };
-  const meta = (n: string, extra: Json = {}) => ({ name: n, ...(o.namespace ? { namespace: o.namespace } : {}), labels: { ...labels, ...extra } });
+  const meta = (n: string) => ({ name: n, ...(o.namespace ? { namespace: o.namespace } : {}), labels });
 
-  const rollout = {
+  const rollout: IRollout = {
     apiVersion: 'argoproj.io/v1alpha1',
     kind: 'Rollout',
     metadata: meta(name),
@@ -224,15 +239,17 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
               // canary ReplicaSet never takes traffic and the stable one keeps serving.
               // --track-from: the metrics' track label follows the pod's aegis.dev/track label, which Argo sets (canaryMetadata,
               // stableMetadata) and changes when it promotes; so queries and alerts on track="canary" work as on one machine.
-              args: ['serve', '--model', `${o.model}@${o.version}`, '--trust', `${TRUST_MOUNT}/trust.yaml`, '--track-from', `${PODINFO_MOUNT}/labels`, '--host', '0.0.0.0', '--port', String(PORT), '--no-repository-load'],
-              envFrom: [{ secretRef: { name: o.databaseSecret ?? 'aegis-db' } }, { configMapRef: { name: o.storeConfigMap ?? 'aegis-store' } }],
+              args: ['serve', '--model', o.archiveUri, '--name', o.model, '--trust', `${TRUST_MOUNT}/trust.yaml`, '--track-from', `${PODINFO_MOUNT}/labels`, '--host', '0.0.0.0', '--port', String(PORT), '--no-repository-load'],
               env: [
                 { name: 'AEGIS_HOME', value: '/var/lib/aegis' },
                 { name: 'AEGIS_LOG_LEVEL', value: 'info' },
               ],
               ports: [{ name: 'http', containerPort: PORT }],
+              // The server listens only once the model is fetched, verified and warmed: up to 10 minutes for a large
+              // model before liveness counts (a liveness probe alone would restart it mid-download, for ever).
+              startupProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 5, failureThreshold: 120 },
               readinessProbe: { httpGet: { path: '/v2/health/ready', port: 'http' }, periodSeconds: 5 },
-              livenessProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 10, initialDelaySeconds: 30 },
+              livenessProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 10 },
               resources: { requests: { cpu: '500m', memory: '512Mi' }, limits: { memory: '2Gi' } },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
               volumeMounts: [
@@ -264,14 +281,14 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
     },
   };
 
-  const service = {
+  const service: IService = {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: meta(name),
     spec: { selector: { 'app.kubernetes.io/name': 'aegis-model-server', 'aegis.dev/model': name }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
   };
 
-  const analysisTemplates = spec.analysisTemplates.map((t) => ({
+  const analysisTemplates = spec.analysisTemplates.map((t): IAnalysisTemplate => ({
     apiVersion: 'argoproj.io/v1alpha1',
     kind: 'AnalysisTemplate',
     metadata: { name: templateName(t.name), ...(o.namespace ? { namespace: o.namespace } : {}), labels: { 'app.kubernetes.io/part-of': 'aegis' } },
@@ -293,7 +310,9 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
   const header = [
     `# ${o.model}@${o.version} as an Argo Rollout (\`aegis rollout render-argo\`, spec ${spec.metadata?.name ?? '(unnamed)'}).`,
     '# Apply over the Rollout of the version in production: Argo starts the canary from the new pod template.',
-    `# The pods read Secret ${o.databaseSecret ?? 'aegis-db'} (AEGIS_DATABASE_URL), ConfigMaps ${o.storeConfigMap ?? 'aegis-store'} (AEGIS_STORE_URI) and ${o.trustConfigMap ?? 'aegis-trust'} (trust.yaml): see docs/backup-restore.md.`,
+    `# The pods fetch and verify ${o.archiveUri} (read access to it: IRSA through --service-account) against ConfigMap`,
+    `# ${o.trustConfigMap ?? 'aegis-trust'} (trust.yaml and its keys; see docs/backup-restore.md). They need no database.`,
+    ...(/^s3:\/\//.test(o.archiveUri) ? [] : [`# WARNING: ${o.archiveUri} is not an s3:// URI; pods in a cluster will not reach it. Push the archive to the cluster's store.`]),
     ...(inexact.length
       ? [
           `# Weight${inexact.length > 1 ? 's' : ''} ${inexact.join(', ')} % of ${replicas} pods ${inexact.length > 1 ? 'are not whole numbers' : 'is not a whole number'} of pods: without a traffic router Argo rounds the canary's`,
