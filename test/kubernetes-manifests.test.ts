@@ -19,6 +19,7 @@ import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClai
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { buildProgram } from '../src/cli/main.js';
 import { aegisContainers, BACKUP_DIR, KUSTOMIZATION, manifestObjects, RESTORE_JOB } from '../src/test-support/kubernetes.js';
+import { typeErrors } from '../src/test-support/typecheck.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const PACKAGE_VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
@@ -70,6 +71,27 @@ describe('deploy/kubernetes', () => {
     const Model = modelFor(o.apiVersion, o.kind);
     expect(() => new Model(body).validate()).not.toThrow();
   });
+
+  it('no object has a field the Kubernetes API does not know (kubectl apply refuses them; validate() above does not)', () => {
+    const TYPES: Record<string, { module: string; name: string }> = {
+      'batch/v1 CronJob': { module: 'kubernetes-models/batch/v1/CronJob', name: 'ICronJob' },
+      'batch/v1 Job': { module: 'kubernetes-models/batch/v1/Job', name: 'IJob' },
+      'v1 ServiceAccount': { module: 'kubernetes-models/v1/ServiceAccount', name: 'IServiceAccount' },
+      'v1 PersistentVolumeClaim': { module: 'kubernetes-models/v1/PersistentVolumeClaim', name: 'IPersistentVolumeClaim' },
+    };
+    const values = objects.map((o) => {
+      const { file: _file, ...value } = o;
+      return { type: TYPES[`${o.apiVersion} ${o.kind}`]!, value, label: `${o.kind}/${o.metadata.name}` };
+    });
+    // The check can fail: a misspelt container field (volumeMount) is an error.
+    const cron = values.find((v) => v.label === 'CronJob/aegis-db-backup')!;
+    const typo = structuredClone(cron.value) as { spec: { jobTemplate: { spec: { template: { spec: { containers: Record<string, unknown>[] } } } } } };
+    typo.spec.jobTemplate.spec.template.spec.containers[0]!.volumeMount = [];
+    const errors = typeErrors([...values, { ...cron, value: typo, label: 'typo' }]);
+    expect(errors.typo!.join('\n')).toMatch(/volumeMount/);
+    delete errors.typo;
+    expect(errors).toEqual(Object.fromEntries(values.map((v) => [v.label, []])));
+  }, 30_000);
 
   it('the schema check is not a formality: a wrongly typed field is refused', () => {
     const cron = objects.find((o) => o.kind === 'CronJob')!;
