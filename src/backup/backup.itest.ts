@@ -23,7 +23,9 @@ import { readAll } from '../test-support/store.js';
 import { runBackup } from './backup.js';
 import { listBackups, resolveBackup } from './catalog.js';
 import { postgresScratch, runDrill } from './drill.js';
-import { runRestore } from './restore.js';
+import { fetchVerifiedDump, registryRowsFromDump, runRestore } from './restore.js';
+import { registryFingerprint, registryRowsFingerprint } from './checks.js';
+import { findPgTool } from './pgtools.js';
 import type { BackupFormat, CompleteBackup } from './types.js';
 
 const ADMIN_URL = process.env.AEGIS_TEST_DATABASE_URL;
@@ -140,6 +142,38 @@ describe('PostgreSQL → PostgreSQL', () => {
     expect(await tableChecksums(target.db)).toEqual(await tableChecksums(source.db));
     expect(await sequenceStates(target.db)).toEqual(await sequenceStates(source.db));
     await expect(target.db.query('UPDATE audit_log SET actor = $1', ['x'])).rejects.toThrow(/append-only/);
+  });
+
+  it('pg_dump-custom: the archive check runs beside pg_restore over the dump\'s registry rows (the same rows the database ends up with) and still names a bad signature and a missing archive', async () => {
+    const store = freshStore();
+    const source = await seededPostgres(store);
+    const made = await runBackup({ source, store, format: 'pg_dump-custom' });
+    const backup = await resolveBackup(made.manifest.id, store);
+    // The registry rows read from the dump are the database's, by the database's own digest of them.
+    const dump = await fetchVerifiedDump(backup);
+    try {
+      const rows = await registryRowsFromDump(findPgTool('pg_restore'), dump.path, 'test dump');
+      expect(rows.map((r) => `${r.name}@${r.version}`)).toEqual(['fraud@1.0', 'churn@1.1', 'fraud@1.2', 'churn@1.3', 'fraud@1.4', 'churn@1.5']);
+      expect(registryRowsFingerprint(rows)).toBe(await registryFingerprint(source.db));
+    } finally {
+      await dump.cleanup();
+    }
+    const ok = await restore(backup, await emptyPostgres(), store);
+    expect(ok.ok).toBe(true);
+    expect(ok.timings).toMatchObject({ archiveCheckOverlapped: true });
+    // Damage the store after the backup: one signature replaced by another archive's, one archive gone.
+    const keyOf = async (version: string) =>
+      (await source.db.query<{ archive_uri: string }>('SELECT archive_uri FROM model_versions WHERE version = $1', [version])).rows[0]!.archive_uri.replace(`${store.uri}/`, '');
+    const [k1, k2, k3] = [await keyOf('1.1'), await keyOf('1.2'), await keyOf('1.3')];
+    await store.put(`${k1}.sig`, await readAll(await store.get(`${k2}.sig`)));
+    await store.delete(k3);
+    const bad = await restore(backup, await emptyPostgres(), store);
+    expect(bad.timings).toMatchObject({ archiveCheckOverlapped: true });
+    expect(bad.ok).toBe(false);
+    const check = bad.checks.find((c) => c.name === 'model-archives')!;
+    expect(check.status).toBe('failed');
+    expect(check.problems!.join('\n')).toMatch(/churn@1\.1.*(signature|SIGNATURE)/s);
+    expect(check.problems!.join('\n')).toMatch(/churn@1\.3.*archive missing/s);
   });
 
   it('refuses a dump with one byte changed, before touching the target', async () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Queryable } from '../db/types.js';
 import { AegisError, isAegisError } from '../errors.js';
@@ -52,7 +53,7 @@ export interface ArchiveCheckOptions {
   signatureCache?: string;
 }
 
-interface VersionRow {
+export interface VersionRow {
   name: string;
   version: string;
   archive_uri: string;
@@ -102,22 +103,61 @@ export async function checkModelArchives(q: Queryable, o: ArchiveCheckOptions | 
   if (!present.rows[0]?.ok) return { name: 'model-archives', status: 'failed', detail: 'the restored database has no model registry tables' };
   // The worker threads start (~0.1 s) while the registry is read, when it is large enough to use them.
   const count = await q.query<{ n: number | bigint }>('SELECT count(*) AS n FROM model_versions');
-  const threads = Number(count.rows[0]!.n) < MIN_ARCHIVES_FOR_THREADS ? 0 : o.verifyThreads;
-  const pool = new BlobVerifierPool(o.trust, { ...(threads === undefined ? {} : { threads }) });
+  const pool = verifierPool(Number(count.rows[0]!.n), o);
   try {
-    return await checkWith(q, o, pool);
+    pool.start();
+    return await checkRows((await q.query<VersionRow>(REGISTRY_ROWS)).rows, o, pool);
   } finally {
     await pool.close();
   }
 }
 
-async function checkWith(q: Queryable, o: ArchiveCheckOptions, pool: BlobVerifierPool): Promise<CheckResult> {
-  pool.start();
-  const r = await q.query<VersionRow>(
-    'SELECT m.name, v.version, v.archive_uri, v.archive_sha256 FROM model_versions v JOIN models m ON m.id = v.model_id ORDER BY v.id',
+/** The registry's archives in registry order: what the check reads from a restored database. */
+const REGISTRY_ROWS = 'SELECT m.name, v.version, v.archive_uri, v.archive_sha256 FROM model_versions v JOIN models m ON m.id = v.model_id ORDER BY v.id';
+
+/**
+ * The same check over registry rows read elsewhere (from the dump, while it
+ * is being loaded: see restore.ts). The caller proves the restored database
+ * holds the same rows (registryFingerprint) before it counts the result.
+ */
+export async function checkArchiveRows(rows: VersionRow[], o: ArchiveCheckOptions): Promise<CheckResult> {
+  const pool = verifierPool(rows.length, o);
+  try {
+    pool.start();
+    return await checkRows(rows, o, pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+/**
+ * A digest of the registry rows the archive check reads (name, version,
+ * archive URI, digest, in registry order), computed by the database; the
+ * same digest over rows read from a dump is registryRowsFingerprint's.
+ */
+export async function registryFingerprint(q: Queryable): Promise<string> {
+  const r = await q.query<{ n: number | bigint; h: string | null }>(
+    `SELECT count(*) AS n, md5(string_agg(m.name || E'\t' || v.version || E'\t' || v.archive_uri || E'\t' || v.archive_sha256, E'\n' ORDER BY v.id)) AS h
+       FROM model_versions v JOIN models m ON m.id = v.model_id`,
   );
+  return `${Number(r.rows[0]!.n)}:${r.rows[0]!.h ?? ''}`;
+}
+
+export function registryRowsFingerprint(rows: readonly VersionRow[]): string {
+  if (rows.length === 0) return '0:';
+  const h = createHash('md5');
+  rows.forEach((r, i) => h.update(`${i ? '\n' : ''}${r.name}\t${r.version}\t${r.archive_uri}\t${r.archive_sha256}`));
+  return `${rows.length}:${h.digest('hex')}`;
+}
+
+function verifierPool(archives: number, o: ArchiveCheckOptions): BlobVerifierPool {
+  const threads = archives < MIN_ARCHIVES_FOR_THREADS ? 0 : o.verifyThreads;
+  return new BlobVerifierPool(o.trust, { ...(threads === undefined ? {} : { threads }) });
+}
+
+async function checkRows(rows: VersionRow[], o: ArchiveCheckOptions, pool: BlobVerifierPool): Promise<CheckResult> {
   const byArchive = new Map<string, Archive>();
-  for (const row of r.rows) {
+  for (const row of rows) {
     const k = `${row.archive_uri}\n${row.archive_sha256}`;
     const a = byArchive.get(k);
     if (a) a.rows.push(row);
@@ -223,7 +263,7 @@ async function checkWith(q: Queryable, o: ArchiveCheckOptions, pool: BlobVerifie
   if (crashed) throw crashed;
   await cache?.save();
 
-  const versions = r.rows.length;
+  const versions = rows.length;
   if (failures.length > 0) {
     failures.sort((a, b) => a.archive.order - b.archive.order);
     const problems: string[] = [];

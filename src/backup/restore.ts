@@ -10,8 +10,8 @@ import { currentSchemaVersion, LATEST_SCHEMA_VERSION, migrate, MIGRATIONS } from
 import type { MigrateResult } from '../db/migrations.js';
 import { AegisError, isAegisError } from '../errors.js';
 import { childLogger } from '../log.js';
-import { checkHealth, checkModelArchives, checkRowCounts, type ArchiveCheckOptions } from './checks.js';
-import { readScript } from './copy-text.js';
+import { checkArchiveRows, checkHealth, checkModelArchives, checkRowCounts, registryFingerprint, registryRowsFingerprint, type ArchiveCheckOptions, type VersionRow } from './checks.js';
+import { decodeRow, readScript } from './copy-text.js';
 import { loadScript } from './logical.js';
 import { checkToolVersion, connection, findPgTool, runTool, ToolError, toolVersion, type PgToolPaths } from './pgtools.js';
 import { serverVersion, tablesWithRows, wipeUserSchemas } from './schema.js';
@@ -40,8 +40,12 @@ export interface RestoreReport {
   target: { engine: string; serverVersion: string; previousSchemaVersion: number; replacedTablesWithData: string[] };
   migrations: MigrateResult;
   checks: CheckResult[];
-  /** Milliseconds: downloading and checking the dump, loading it, migrating forward, smoke checks, all. */
-  timings: { verifyMs: number; loadMs: number; migrateMs: number; checksMs: number; totalMs: number };
+  /**
+   * Milliseconds: downloading and checking the dump, loading it, migrating forward, smoke checks, all.
+   * archiveCheckMs: the model-archive check itself, which runs beside the load when it can
+   * (archiveCheckOverlapped; then checksMs holds only what it had left to do).
+   */
+  timings: { verifyMs: number; loadMs: number; migrateMs: number; checksMs: number; totalMs: number; archiveCheckMs: number; archiveCheckOverlapped: boolean };
   startedAt: string;
   finishedAt: string;
 }
@@ -101,13 +105,17 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
     o.onPhase?.('load');
     log().info({ event: 'restore_started', backup: location.uri, engine: db.engine, force: o.force === true, replacing: withData }, 'database restore started');
     await wipeUserSchemas(db);
+    // pg_restore loads on the server; meanwhile the model-archive check runs here over the registry rows read
+    // from the same (verified) dump. It counts only if the restored database turns out to hold those rows.
+    const early = pgRestore && db.engine === 'postgres' && !('skip' in o.archives) ? earlyArchiveCheck(pgRestore, dump.path, location.uri, o.archives) : undefined;
     if (pgRestore && db.engine === 'postgres') {
       const { dbname, env } = connection(o.target.url!);
       const run = runTool(pgRestore, ['--no-owner', '--no-privileges', '--single-transaction', '--exit-on-error', `--dbname=${dbname}`, dump.path], {
         env,
         what: 'pg_restore',
       });
-      await run.done.catch((err: unknown) => {
+      await run.done.catch(async (err: unknown) => {
+        await early?.result; // settles, never rejects: its threads and files are released before the error goes up
         throw restoreError(err, location.uri);
       });
     } else {
@@ -137,7 +145,12 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
     const tMigrated = performance.now();
 
     o.onPhase?.('checks');
-    const archives = await checkModelArchives(db, o.archives);
+    const archived = early ? await early.result : undefined;
+    const fromDump = archived && 'check' in archived && (await registryFingerprint(db)) === archived.fingerprint ? archived : undefined;
+    if (archived && !fromDump) log().info({ event: 'restore_archive_check_again', reason: 'error' in archived ? archived.error : 'the restored registry differs from the dump' }, 'checking the model archives against the restored database');
+    const tArchives = performance.now();
+    const archives = fromDump ? fromDump.check : await checkModelArchives(db, o.archives);
+    const archiveCheckMs = fromDump ? fromDump.ms : performance.now() - tArchives;
     const health = await checkHealth(o.healthUrl);
     const tDone = performance.now();
     const checks: CheckResult[] = [{ name: 'dump-integrity', status: 'passed', detail: `sha256 ${manifest.dump.sha256.slice(0, 16)}…, ${manifest.dump.size} bytes, as in the manifest` }, counts, archives, health];
@@ -161,6 +174,8 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
         migrateMs: Math.round(tMigrated - tLoaded),
         checksMs: Math.round(tDone - tMigrated),
         totalMs: Math.round(tDone - t0),
+        archiveCheckMs: Math.round(archiveCheckMs),
+        archiveCheckOverlapped: fromDump !== undefined,
       },
       startedAt: started.toISOString(),
       finishedAt: now().toISOString(),
@@ -170,6 +185,69 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
   } finally {
     await dump.cleanup();
   }
+}
+
+/**
+ * The model-archive check over the registry rows of a pg_dump archive, started
+ * beside pg_restore: `pg_restore --data-only --table=models --table=model_versions`
+ * prints just those two tables (a small part of the dump), and the check
+ * reads the store and verifies signatures while the server loads the rest.
+ * Settles with the result and the fingerprint of the rows it checked, or
+ * with why it could not run (then the check runs after the load as before).
+ */
+function earlyArchiveCheck(
+  pgRestore: string,
+  dumpPath: string,
+  source: string,
+  o: ArchiveCheckOptions,
+): { result: Promise<{ check: Awaited<ReturnType<typeof checkArchiveRows>>; fingerprint: string; ms: number } | { error: string }> } {
+  const t = performance.now();
+  const result = (async () => {
+    const rows = await registryRowsFromDump(pgRestore, dumpPath, source);
+    const check = await checkArchiveRows(rows, o);
+    return { check, fingerprint: registryRowsFingerprint(rows), ms: performance.now() - t };
+  })().catch((err: unknown) => ({ error: (err as Error)?.message ?? String(err) }));
+  return { result };
+}
+
+/** name, version, archive URI and digest of every model version in a pg_dump archive, in id order. */
+export async function registryRowsFromDump(pgRestore: string, dumpPath: string, source: string): Promise<VersionRow[]> {
+  const run = runTool(pgRestore, ['--data-only', '--table=models', '--table=model_versions', '--file=-', dumpPath], { what: 'pg_restore --data-only (registry)' });
+  const names = new Map<string, string>();
+  const versions: { id: number; model: string; version: string; uri: string; sha256: string }[] = [];
+  const column = (columns: string[], name: string) => {
+    const i = columns.indexOf(name);
+    if (i < 0) throw new Error(`${source}: no column ${name} in the registry tables (${columns.join(', ')})`);
+    return i;
+  };
+  try {
+    for await (const item of readScript(lines(run.child.stdout), source)) {
+      if (item.kind !== 'table') continue;
+      const { table, columns } = item.header;
+      if (table === 'public.models') {
+        const [id, name] = [column(columns, 'id'), column(columns, 'name')];
+        for await (const line of item.rows) {
+          const f = decodeRow(line);
+          names.set(f[id]!, f[name]!);
+        }
+      } else if (table === 'public.model_versions') {
+        const c = ['id', 'model_id', 'version', 'archive_uri', 'archive_sha256'].map((n) => column(columns, n));
+        for await (const line of item.rows) {
+          const f = decodeRow(line);
+          versions.push({ id: Number(f[c[0]!]), model: f[c[1]!]!, version: f[c[2]!]!, uri: f[c[3]!]!, sha256: f[c[4]!]! });
+        }
+      }
+    }
+  } finally {
+    if (run.child.exitCode === null) run.child.kill('SIGTERM');
+  }
+  await run.done;
+  versions.sort((a, b) => a.id - b.id);
+  return versions.map((v) => {
+    const name = names.get(v.model);
+    if (name === undefined) throw new Error(`${source}: model version ${v.id} names model ${v.model}, which is not in the dump`);
+    return { name, version: v.version, archive_uri: v.uri, archive_sha256: v.sha256 };
+  });
 }
 
 function restoreError(err: unknown, uri: string): AegisError {

@@ -78,7 +78,7 @@ function renderRestore(r: RestoreReport): string {
     `restored backup ${r.backup.id} (${r.backup.format}, ${r.backup.engine}, schema ${r.backup.schemaVersion}) into ${r.target.engine} ${r.target.serverVersion}`,
     `  migrations forward: ${applied}`,
     ...renderChecks(r.checks),
-    `  time: verify ${seconds(r.timings.verifyMs)}, load ${seconds(r.timings.loadMs)}, migrate ${seconds(r.timings.migrateMs)}, checks ${seconds(r.timings.checksMs)}, total ${seconds(r.timings.totalMs)}`,
+    `  time: verify ${seconds(r.timings.verifyMs)}, load ${seconds(r.timings.loadMs)}, migrate ${seconds(r.timings.migrateMs)}, checks ${seconds(r.timings.checksMs)}${r.timings.archiveCheckOverlapped ? ` (the archive check, ${seconds(r.timings.archiveCheckMs)}, ran beside the load)` : ''}, total ${seconds(r.timings.totalMs)}`,
     r.ok ? 'restore ok' : 'restore FAILED its checks (see above)',
   ].join('\n');
 }
