@@ -17,7 +17,7 @@ import type { TrustAnchor, TrustedKey } from '../signing/trust.js';
 import { archiveKey, FileStore } from '../store/index.js';
 import { seedRegistry, testKeys } from '../test-support/backup.js';
 import { tempDir } from '../test-support/fs.js';
-import { checkModelArchives } from './checks.js';
+import { checkModelArchives, sameRegistryRows } from './checks.js';
 
 const VERSIONS = 70; // above the 64 archives from which signatures are verified on worker threads
 const keys = testKeys();
@@ -169,5 +169,27 @@ describe('model-archive check', () => {
       expect(r.status).toBe('failed');
       expect(r.problems![0]).toMatch(/^fraud@1\.0: BUNDLE_METHOD_MISMATCH: /);
     });
+  });
+});
+
+describe('sameRegistryRows (an early archive check counts only for the rows the restored database holds)', () => {
+  const H1 = '1'.repeat(64);
+  const H2 = '2'.repeat(64);
+  const P = 'f'.repeat(64);
+  it('compares field for field: rows whose tab/newline-joined text is the same are still different', () => {
+    const checked = [
+      { name: 'a', version: 'b', archive_uri: 's3://b/good1', archive_sha256: H1 },
+      { name: `p\t${P}\nq`, version: 'r', archive_uri: 's3://b/good2', archive_sha256: H2 },
+    ];
+    const restored = [
+      { name: 'a', version: 'b', archive_uri: `s3://b/good1\t${H1}\np`, archive_sha256: P },
+      { name: 'q', version: 'r', archive_uri: 's3://b/good2', archive_sha256: H2 },
+    ];
+    const joined = (rows: typeof checked) => rows.map((r) => [r.name, r.version, r.archive_uri, r.archive_sha256].join('\t')).join('\n');
+    expect(joined(checked)).toBe(joined(restored)); // a digest of this text could not tell them apart
+    expect(sameRegistryRows(checked, restored)).toBe(false);
+    expect(sameRegistryRows(checked, structuredClone(checked))).toBe(true);
+    expect(sameRegistryRows(checked, checked.slice(0, 1))).toBe(false);
+    expect(sameRegistryRows([], [])).toBe(true);
   });
 });

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Queryable } from '../db/types.js';
 import { AegisError, isAegisError } from '../errors.js';
@@ -106,7 +105,7 @@ export async function checkModelArchives(q: Queryable, o: ArchiveCheckOptions | 
   const pool = verifierPool(Number(count.rows[0]!.n), o);
   try {
     pool.start();
-    return await checkRows((await q.query<VersionRow>(REGISTRY_ROWS)).rows, o, pool);
+    return await checkRows(await registryRows(q), o, pool);
   } finally {
     await pool.close();
   }
@@ -118,36 +117,33 @@ const REGISTRY_ROWS = 'SELECT m.name, v.version, v.archive_uri, v.archive_sha256
 /**
  * The same check over registry rows read elsewhere (from the dump, while it
  * is being loaded: see restore.ts). The caller proves the restored database
- * holds the same rows (registryFingerprint) before it counts the result.
+ * holds the same rows (registryRows + sameRegistryRows) before it counts the
+ * result. `signal` stops it between rounds (the restore failed).
  */
-export async function checkArchiveRows(rows: VersionRow[], o: ArchiveCheckOptions): Promise<CheckResult> {
+export async function checkArchiveRows(rows: VersionRow[], o: ArchiveCheckOptions, signal?: AbortSignal): Promise<CheckResult> {
   const pool = verifierPool(rows.length, o);
   try {
     pool.start();
-    return await checkRows(rows, o, pool);
+    return await checkRows(rows, o, pool, signal);
   } finally {
     await pool.close();
   }
 }
 
-/**
- * A digest of the registry rows the archive check reads (name, version,
- * archive URI, digest, in registry order), computed by the database; the
- * same digest over rows read from a dump is registryRowsFingerprint's.
- */
-export async function registryFingerprint(q: Queryable): Promise<string> {
-  const r = await q.query<{ n: number | bigint; h: string | null }>(
-    `SELECT count(*) AS n, md5(string_agg(m.name || E'\t' || v.version || E'\t' || v.archive_uri || E'\t' || v.archive_sha256, E'\n' ORDER BY v.id)) AS h
-       FROM model_versions v JOIN models m ON m.id = v.model_id`,
-  );
-  return `${Number(r.rows[0]!.n)}:${r.rows[0]!.h ?? ''}`;
+/** The registry rows the archive check reads, from a database. */
+export async function registryRows(q: Queryable): Promise<VersionRow[]> {
+  return (await q.query<VersionRow>(REGISTRY_ROWS)).rows;
 }
 
-export function registryRowsFingerprint(rows: readonly VersionRow[]): string {
-  if (rows.length === 0) return '0:';
-  const h = createHash('md5');
-  rows.forEach((r, i) => h.update(`${i ? '\n' : ''}${r.name}\t${r.version}\t${r.archive_uri}\t${r.archive_sha256}`));
-  return `${rows.length}:${h.digest('hex')}`;
+/** The same rows, field for field, in the same order (an exact comparison: no digest to collide). */
+export function sameRegistryRows(a: readonly VersionRow[], b: readonly VersionRow[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.name !== y.name || x.version !== y.version || x.archive_uri !== y.archive_uri || x.archive_sha256 !== y.archive_sha256) return false;
+  }
+  return true;
 }
 
 function verifierPool(archives: number, o: ArchiveCheckOptions): BlobVerifierPool {
@@ -155,7 +151,7 @@ function verifierPool(archives: number, o: ArchiveCheckOptions): BlobVerifierPoo
   return new BlobVerifierPool(o.trust, { ...(threads === undefined ? {} : { threads }) });
 }
 
-async function checkRows(rows: VersionRow[], o: ArchiveCheckOptions, pool: BlobVerifierPool): Promise<CheckResult> {
+async function checkRows(rows: VersionRow[], o: ArchiveCheckOptions, pool: BlobVerifierPool, signal?: AbortSignal): Promise<CheckResult> {
   const byArchive = new Map<string, Archive>();
   for (const row of rows) {
     const k = `${row.archive_uri}\n${row.archive_sha256}`;
@@ -215,6 +211,7 @@ async function checkRows(rows: VersionRow[], o: ArchiveCheckOptions, pool: BlobV
   // Two rounds' reads in flight: the threads read the next rounds' files while this one is looked up and verified.
   const ahead = [prepare(0), ...(ROUND < archives.length ? [prepare(ROUND)] : [])];
   for (let i = 0; i < archives.length; i += ROUND) {
+    signal?.throwIfAborted();
     const { local, remote, reads: reading } = ahead.shift()!;
     const reads = await reading;
     if (i + 2 * ROUND < archives.length) ahead.push(prepare(i + 2 * ROUND));

@@ -10,7 +10,7 @@ import { currentSchemaVersion, LATEST_SCHEMA_VERSION, migrate, MIGRATIONS } from
 import type { MigrateResult } from '../db/migrations.js';
 import { AegisError, isAegisError } from '../errors.js';
 import { childLogger } from '../log.js';
-import { checkArchiveRows, checkHealth, checkModelArchives, checkRowCounts, registryFingerprint, registryRowsFingerprint, type ArchiveCheckOptions, type VersionRow } from './checks.js';
+import { checkArchiveRows, checkHealth, checkModelArchives, checkRowCounts, registryRows, sameRegistryRows, type ArchiveCheckOptions, type VersionRow } from './checks.js';
 import { decodeRow, readScript } from './copy-text.js';
 import { loadScript } from './logical.js';
 import { checkToolVersion, connection, findPgTool, runTool, ToolError, toolVersion, type PgToolPaths } from './pgtools.js';
@@ -90,6 +90,8 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
   o.onPhase?.('verify');
   const dump = await fetchVerifiedDump(o.backup, o.workDir);
   const tVerified = performance.now();
+  let early: ReturnType<typeof earlyArchiveCheck> | undefined;
+  const stopEarly = new AbortController();
   try {
     const targetServer = await serverVersion(db);
     const previousSchemaVersion = await currentSchemaVersion(db);
@@ -107,16 +109,15 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
     await wipeUserSchemas(db);
     // pg_restore loads on the server; meanwhile the model-archive check runs here over the registry rows read
     // from the same (verified) dump. It counts only if the restored database turns out to hold those rows.
-    const early = pgRestore && db.engine === 'postgres' && !('skip' in o.archives) ? earlyArchiveCheck(pgRestore, dump.path, location.uri, o.archives) : undefined;
+    early = pgRestore && db.engine === 'postgres' && !('skip' in o.archives) ? earlyArchiveCheck(pgRestore, dump.path, location.uri, o.archives, stopEarly.signal) : undefined;
     if (pgRestore && db.engine === 'postgres') {
       const { dbname, env } = connection(o.target.url!);
       const run = runTool(pgRestore, ['--no-owner', '--no-privileges', '--single-transaction', '--exit-on-error', `--dbname=${dbname}`, dump.path], {
         env,
         what: 'pg_restore',
       });
-      await run.done.catch(async (err: unknown) => {
-        await early?.result; // settles, never rejects: its threads and files are released before the error goes up
-        throw restoreError(err, location.uri);
+      await run.done.catch((err: unknown) => {
+        throw restoreError(err, location.uri); // the early check is stopped (and awaited) below, before the dump goes
       });
     } else {
       await migrate(db, MIGRATIONS.slice(0, manifest.schemaVersion));
@@ -146,8 +147,19 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
 
     o.onPhase?.('checks');
     const archived = early ? await early.result : undefined;
-    const fromDump = archived && 'check' in archived && (await registryFingerprint(db)) === archived.fingerprint ? archived : undefined;
-    if (archived && !fromDump) log().info({ event: 'restore_archive_check_again', reason: 'error' in archived ? archived.error : 'the restored registry differs from the dump' }, 'checking the model archives against the restored database');
+    let fromDump: Extract<typeof archived, { check: unknown }> | undefined;
+    let again: string | undefined;
+    if (archived && 'check' in archived) {
+      // Counted only for exactly the rows the restored database holds (a dump may carry SQL that changes them after
+      // the data; migrations may too): compared field for field, as the database returns them.
+      try {
+        if (sameRegistryRows(await registryRows(db), archived.rows)) fromDump = archived;
+        else again = 'the restored registry differs from the rows read from the dump';
+      } catch (err) {
+        again = `cannot read the restored registry: ${(err as Error).message}`;
+      }
+    } else if (archived) again = archived.error;
+    if (again) log().info({ event: 'restore_archive_check_again', reason: again }, 'checking the model archives against the restored database');
     const tArchives = performance.now();
     const archives = fromDump ? fromDump.check : await checkModelArchives(db, o.archives);
     const archiveCheckMs = fromDump ? fromDump.ms : performance.now() - tArchives;
@@ -183,6 +195,9 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
     log().info({ event: 'restore_completed', backup: location.uri, ok: report.ok, checks: checks.map((c) => `${c.name}:${c.status}`) }, 'database restore completed');
     return report;
   } finally {
+    // A restore that failed stops the early check, and waits for it (child process, threads, cache file) before the dump goes.
+    stopEarly.abort(new Error('the restore stopped'));
+    await early?.result;
     await dump.cleanup();
   }
 }
@@ -200,19 +215,23 @@ function earlyArchiveCheck(
   dumpPath: string,
   source: string,
   o: ArchiveCheckOptions,
-): { result: Promise<{ check: Awaited<ReturnType<typeof checkArchiveRows>>; fingerprint: string; ms: number } | { error: string }> } {
+  signal: AbortSignal,
+): { result: Promise<{ check: Awaited<ReturnType<typeof checkArchiveRows>>; rows: VersionRow[]; ms: number } | { error: string }> } {
   const t = performance.now();
   const result = (async () => {
-    const rows = await registryRowsFromDump(pgRestore, dumpPath, source);
-    const check = await checkArchiveRows(rows, o);
-    return { check, fingerprint: registryRowsFingerprint(rows), ms: performance.now() - t };
+    const rows = await registryRowsFromDump(pgRestore, dumpPath, source, signal);
+    const check = await checkArchiveRows(rows, o, signal);
+    return { check, rows, ms: performance.now() - t };
   })().catch((err: unknown) => ({ error: (err as Error)?.message ?? String(err) }));
   return { result };
 }
 
 /** name, version, archive URI and digest of every model version in a pg_dump archive, in id order. */
-export async function registryRowsFromDump(pgRestore: string, dumpPath: string, source: string): Promise<VersionRow[]> {
-  const run = runTool(pgRestore, ['--data-only', '--table=models', '--table=model_versions', '--file=-', dumpPath], { what: 'pg_restore --data-only (registry)' });
+export async function registryRowsFromDump(pgRestore: string, dumpPath: string, source: string, signal?: AbortSignal): Promise<VersionRow[]> {
+  signal?.throwIfAborted();
+  const run = runTool(pgRestore, ['--data-only', '--schema=public', '--table=models', '--table=model_versions', '--file=-', dumpPath], { what: 'pg_restore --data-only (registry)' });
+  const stop = () => run.child.kill('SIGTERM');
+  signal?.addEventListener('abort', stop, { once: true });
   const names = new Map<string, string>();
   const versions: { id: number; model: string; version: string; uri: string; sha256: string }[] = [];
   const column = (columns: string[], name: string) => {
@@ -228,20 +247,25 @@ export async function registryRowsFromDump(pgRestore: string, dumpPath: string, 
         const [id, name] = [column(columns, 'id'), column(columns, 'name')];
         for await (const line of item.rows) {
           const f = decodeRow(line);
-          names.set(f[id]!, f[name]!);
+          if (f[id] == null || f[name] == null) throw new Error(`${source}: a models row without id or name`);
+          names.set(f[id], f[name]);
         }
       } else if (table === 'public.model_versions') {
         const c = ['id', 'model_id', 'version', 'archive_uri', 'archive_sha256'].map((n) => column(columns, n));
         for await (const line of item.rows) {
           const f = decodeRow(line);
-          versions.push({ id: Number(f[c[0]!]), model: f[c[1]!]!, version: f[c[2]!]!, uri: f[c[3]!]!, sha256: f[c[4]!]! });
+          const [id, model, version, uri, sha256] = c.map((i) => f[i]);
+          if (id == null || model == null || version == null || uri == null || sha256 == null) throw new Error(`${source}: a model_versions row with a NULL in the registry columns`);
+          versions.push({ id: Number(id), model, version, uri, sha256 });
         }
       }
     }
   } finally {
+    signal?.removeEventListener('abort', stop);
     if (run.child.exitCode === null) run.child.kill('SIGTERM');
   }
   await run.done;
+  signal?.throwIfAborted();
   versions.sort((a, b) => a.id - b.id);
   return versions.map((v) => {
     const name = names.get(v.model);
