@@ -6,7 +6,8 @@
  */
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -174,6 +175,39 @@ describe('PostgreSQL → PostgreSQL', () => {
     expect(check.status).toBe('failed');
     expect(check.problems!.join('\n')).toMatch(/churn@1\.1.*(signature|SIGNATURE)/s);
     expect(check.problems!.join('\n')).toMatch(/churn@1\.3.*archive missing/s);
+  });
+
+  it('pg_dump-custom: when pg_restore fails, the early archive check is stopped and awaited: the error is RESTORE_FAILED, no pg_restore is left running, the downloaded dump is gone', async () => {
+    const store = freshStore();
+    const source = await seededPostgres(store);
+    const made = await runBackup({ source, store, format: 'pg_dump-custom' });
+    const work = await tempDir('aegis-restore-fail-');
+    try {
+      // pg_restore for the early check's registry read (--table) works, but is slow to finish; the load itself fails.
+      const real = findPgTool('pg_restore');
+      const wrapper = join(work.path, 'pg_restore');
+      await writeFile(
+        wrapper,
+        `#!/bin/sh\ncase "$*" in\n  *--version*) exec "${real}" "$@";;\n  *--table=models*) "${real}" "$@"; sleep 3;;\n  *) sleep 0.5; echo "pg_restore: error: could not connect (test)" >&2; exit 1;;\nesac\n`,
+        { mode: 0o755 },
+      );
+      const dumps = join(work.path, 'downloads');
+      await mkdir(dumps);
+      const target = await emptyPostgres();
+      const started = performance.now();
+      const err = await errorOf(
+        runRestore({ backup: await resolveBackup(made.manifest.id, store), target, archives: { trust: keys.trust, store }, tools: { pgRestore: wrapper }, workDir: dumps }),
+      );
+      expect(err.code).toBe('RESTORE_FAILED');
+      expect(err.message).toMatch(/could not connect \(test\)/);
+      expect(performance.now() - started).toBeLessThan(30_000);
+      // Nothing of it runs on, and the dump downloaded from S3 was removed after the early check had stopped.
+      const running = spawnSync('pgrep', ['-f', dumps], { encoding: 'utf8' });
+      expect(running.stdout.trim()).toBe('');
+      expect(await readdir(dumps)).toEqual([]);
+    } finally {
+      await work.cleanup();
+    }
   });
 
   it('refuses a dump with one byte changed, before touching the target', async () => {
