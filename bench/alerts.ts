@@ -22,11 +22,7 @@ import { Pool } from 'undici';
 import { registerAlertReceiver } from '../src/alerts/receiver.js';
 import { FakePipeline, payload, SEED_PAYLOAD_TEXT, TEST_TOKEN } from '../src/alerts/test-support.js';
 import { MEMORY, openDb, type Db } from '../src/db/index.js';
-import { table } from './lib.js';
-
-function arg(args: string[], name: string, dflt: number): number {
-  return Number(args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt);
-}
+import { numberArg as arg, table } from './lib.js';
 
 const HEADERS = { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' };
 

@@ -37,16 +37,7 @@ import { findPgTool } from '../src/backup/pgtools.js';
 import { runRestore, type RestoreReport } from '../src/backup/restore.js';
 import { openDb, openDbUnmigrated } from '../src/db/index.js';
 import { FileStore } from '../src/store/index.js';
-import { exec, table } from './lib.js';
-
-function arg(args: string[], name: string, dflt: number): number {
-  return Number(args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
+import { exec, medianOf, numberArg as arg, table } from './lib.js';
 
 /**
  * One small signed archive per version (made once, kept for later runs). Each
@@ -232,7 +223,7 @@ export async function main(args: string[]): Promise<void> {
     await rm(signatureCache, { force: true });
     await source.close();
 
-    const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.length ? median(v) : NaN]));
+    const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.length ? medianOf(v) : NaN]));
     const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
     const dumpSize = (await readBackup(locationIn(backups, lastBackupId))).manifest.dump.size;
     process.stdout.write(

@@ -16,6 +16,17 @@ export async function median(runs: number, fn: () => Promise<unknown>): Promise<
   return times[Math.floor(times.length / 2)]!;
 }
 
+/** `--name=N` from a bench's arguments, else `dflt`. */
+export function numberArg(args: string[], name: string, dflt: number): number {
+  return Number(args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt);
+}
+
+/** The median of numbers already measured. */
+export function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
 export function gbps(bytes: number, seconds: number): string {
   return `${(bytes / seconds / 1e9).toFixed(2)} GB/s`;
 }

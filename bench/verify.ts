@@ -9,11 +9,7 @@
  */
 import { createHash, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { batchVerifier } from '../src/signing/digest-verify.js';
-import { table } from './lib.js';
-
-function arg(args: string[], name: string, dflt: number): number {
-  return Number(args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt);
-}
+import { medianOf, numberArg, table } from './lib.js';
 
 function cpuMicros(fn: () => void): number {
   const t = process.cpuUsage();
@@ -23,8 +19,8 @@ function cpuMicros(fn: () => void): number {
 }
 
 export async function main(args: string[]): Promise<void> {
-  const n = arg(args, 'signatures', 20_000);
-  const runs = arg(args, 'runs', 3);
+  const n = numberArg(args, 'signatures', 20_000);
+  const runs = numberArg(args, 'runs', 3);
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   process.stderr.write(`signing ${n} messages …\n`);
   const items = Array.from({ length: n }, (_, i) => {
@@ -32,7 +28,6 @@ export async function main(args: string[]): Promise<void> {
     return { message, digest: createHash('sha256').update(message).digest(), signature: sign('sha256', message, privateKey) };
   });
   const batch = batchVerifier(publicKey);
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const native: number[] = [];
   const ours: number[] = [];
   for (let r = 0; r < runs + 1; r++) {
@@ -48,8 +43,8 @@ export async function main(args: string[]): Promise<void> {
     native.push(a / n);
     ours.push(b / n);
   }
-  const base = median(native);
-  const mine = median(ours);
+  const base = medianOf(native);
+  const mine = medianOf(ours);
   process.stdout.write(
     `\nverify bench: ${n} P-256 signatures, CPU µs per signature, median of ${runs} runs (Node ${process.version})\n\n` +
       table([

@@ -27,17 +27,23 @@ const PACKAGE_VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'ut
 const objects = manifestObjects();
 const kustomization = YAML.parse(readFileSync(KUSTOMIZATION, 'utf8')) as { resources: string[]; namespace: string; images: { name: string; newName: string; newTag: string }[] };
 
-/** kubernetes-models' classes for the kinds deploy/kubernetes holds. */
-const MODELS: Record<string, new (o: never) => { validate(): void }> = {
-  'batch/v1 CronJob': CronJob,
-  'batch/v1 Job': Job,
-  'v1 ServiceAccount': ServiceAccount,
-  'v1 PersistentVolumeClaim': PersistentVolumeClaim,
+/**
+ * The kinds deploy/kubernetes holds: kubernetes-models' class (runtime schema
+ * check) and its API type's module and name (the compile-time check of fields).
+ */
+const KINDS: Record<string, { model: new (o: never) => { validate(): void }; module: string; type: string }> = {
+  'batch/v1 CronJob': { model: CronJob, module: 'kubernetes-models/batch/v1/CronJob', type: 'ICronJob' },
+  'batch/v1 Job': { model: Job, module: 'kubernetes-models/batch/v1/Job', type: 'IJob' },
+  'v1 ServiceAccount': { model: ServiceAccount, module: 'kubernetes-models/v1/ServiceAccount', type: 'IServiceAccount' },
+  'v1 PersistentVolumeClaim': { model: PersistentVolumeClaim, module: 'kubernetes-models/v1/PersistentVolumeClaim', type: 'IPersistentVolumeClaim' },
 };
+function kindOf(apiVersion: string, kind: string): (typeof KINDS)[string] {
+  const k = KINDS[`${apiVersion} ${kind}`];
+  if (!k) throw new Error(`no schema check for ${apiVersion} ${kind}: add it to KINDS`);
+  return k;
+}
 function modelFor(apiVersion: string, kind: string): new (o: unknown) => { validate(): void } {
-  const model = MODELS[`${apiVersion} ${kind}`];
-  if (!model) throw new Error(`no schema check for ${apiVersion} ${kind}: add its kubernetes-models class to MODELS`);
-  return model as new (o: unknown) => { validate(): void };
+  return kindOf(apiVersion, kind).model as new (o: unknown) => { validate(): void };
 }
 
 /** Parses argv with the real CLI tree, without running the command: what it does not know. */
@@ -73,15 +79,10 @@ describe('deploy/kubernetes', () => {
   });
 
   it('no object has a field the Kubernetes API does not know (kubectl apply refuses them; validate() above does not)', () => {
-    const TYPES: Record<string, { module: string; name: string }> = {
-      'batch/v1 CronJob': { module: 'kubernetes-models/batch/v1/CronJob', name: 'ICronJob' },
-      'batch/v1 Job': { module: 'kubernetes-models/batch/v1/Job', name: 'IJob' },
-      'v1 ServiceAccount': { module: 'kubernetes-models/v1/ServiceAccount', name: 'IServiceAccount' },
-      'v1 PersistentVolumeClaim': { module: 'kubernetes-models/v1/PersistentVolumeClaim', name: 'IPersistentVolumeClaim' },
-    };
     const values = objects.map((o) => {
       const { file: _file, ...value } = o;
-      return { type: TYPES[`${o.apiVersion} ${o.kind}`]!, value, label: `${o.kind}/${o.metadata.name}` };
+      const k = kindOf(o.apiVersion, o.kind);
+      return { type: { module: k.module, name: k.type }, value, label: `${o.kind}/${o.metadata.name}` };
     });
     // The check can fail: a misspelt container field (volumeMount) is an error.
     const cron = values.find((v) => v.label === 'CronJob/aegis-db-backup')!;

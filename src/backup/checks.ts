@@ -102,13 +102,7 @@ export async function checkModelArchives(q: Queryable, o: ArchiveCheckOptions | 
   if (!present.rows[0]?.ok) return { name: 'model-archives', status: 'failed', detail: 'the restored database has no model registry tables' };
   // The worker threads start (~0.1 s) while the registry is read, when it is large enough to use them.
   const count = await q.query<{ n: number | bigint }>('SELECT count(*) AS n FROM model_versions');
-  const pool = verifierPool(Number(count.rows[0]!.n), o);
-  try {
-    pool.start();
-    return await checkRows(await registryRows(q), o, pool);
-  } finally {
-    await pool.close();
-  }
+  return withVerifierPool(Number(count.rows[0]!.n), o, async (pool) => checkRows(await registryRows(q), o, pool));
 }
 
 /** The registry's archives in registry order: what the check reads from a restored database. */
@@ -121,13 +115,7 @@ const REGISTRY_ROWS = 'SELECT m.name, v.version, v.archive_uri, v.archive_sha256
  * result. `signal` stops it between rounds (the restore failed).
  */
 export async function checkArchiveRows(rows: VersionRow[], o: ArchiveCheckOptions, signal?: AbortSignal): Promise<CheckResult> {
-  const pool = verifierPool(rows.length, o);
-  try {
-    pool.start();
-    return await checkRows(rows, o, pool, signal);
-  } finally {
-    await pool.close();
-  }
+  return withVerifierPool(rows.length, o, (pool) => checkRows(rows, o, pool, signal));
 }
 
 /** The registry rows the archive check reads, from a database. */
@@ -146,9 +134,16 @@ export function sameRegistryRows(a: readonly VersionRow[], b: readonly VersionRo
   return true;
 }
 
-function verifierPool(archives: number, o: ArchiveCheckOptions): BlobVerifierPool {
+/** Runs `check` with a started verifier pool sized for `archives` (threads only for a large registry), closed after. */
+async function withVerifierPool(archives: number, o: ArchiveCheckOptions, check: (pool: BlobVerifierPool) => Promise<CheckResult>): Promise<CheckResult> {
   const threads = archives < MIN_ARCHIVES_FOR_THREADS ? 0 : o.verifyThreads;
-  return new BlobVerifierPool(o.trust, { ...(threads === undefined ? {} : { threads }) });
+  const pool = new BlobVerifierPool(o.trust, { ...(threads === undefined ? {} : { threads }) });
+  try {
+    pool.start();
+    return await check(pool);
+  } finally {
+    await pool.close();
+  }
 }
 
 async function checkRows(rows: VersionRow[], o: ArchiveCheckOptions, pool: BlobVerifierPool, signal?: AbortSignal): Promise<CheckResult> {

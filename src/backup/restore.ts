@@ -146,7 +146,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
     const tMigrated = performance.now();
 
     o.onPhase?.('checks');
-    const archived = early ? await early.result : undefined;
+    const archived = await early;
     let fromDump: Extract<typeof archived, { check: unknown }> | undefined;
     let again: string | undefined;
     if (archived && 'check' in archived) {
@@ -197,7 +197,7 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
   } finally {
     // A restore that failed stops the early check, and waits for it (child process, threads, cache file) before the dump goes.
     stopEarly.abort(new Error('the restore stopped'));
-    await early?.result;
+    await early;
     await dump.cleanup();
   }
 }
@@ -207,23 +207,24 @@ export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
  * beside pg_restore: `pg_restore --data-only --table=models --table=model_versions`
  * prints just those two tables (a small part of the dump), and the check
  * reads the store and verifies signatures while the server loads the rest.
- * Settles with the result and the fingerprint of the rows it checked, or
- * with why it could not run (then the check runs after the load as before).
+ * Settles (never rejects) with the result and the rows it checked, or with
+ * why it could not run (then the check runs after the load as before).
  */
-function earlyArchiveCheck(
+async function earlyArchiveCheck(
   pgRestore: string,
   dumpPath: string,
   source: string,
   o: ArchiveCheckOptions,
   signal: AbortSignal,
-): { result: Promise<{ check: Awaited<ReturnType<typeof checkArchiveRows>>; rows: VersionRow[]; ms: number } | { error: string }> } {
+): Promise<{ check: CheckResult; rows: VersionRow[]; ms: number } | { error: string }> {
   const t = performance.now();
-  const result = (async () => {
+  try {
     const rows = await registryRowsFromDump(pgRestore, dumpPath, source, signal);
     const check = await checkArchiveRows(rows, o, signal);
     return { check, rows, ms: performance.now() - t };
-  })().catch((err: unknown) => ({ error: (err as Error)?.message ?? String(err) }));
-  return { result };
+  } catch (err) {
+    return { error: (err as Error)?.message ?? String(err) };
+  }
 }
 
 /** name, version, archive URI and digest of every model version in a pg_dump archive, in id order. */

@@ -5,9 +5,10 @@ import type { IRollout } from '@kubernetes-models/argo-rollouts/argoproj.io/v1al
 import type { IService } from 'kubernetes-models/v1/Service';
 import { stringify } from 'yaml';
 import { AegisError } from '../errors.js';
-import { condition, conditionSyntaxError } from './analysis/condition.js';
+import { conditionsHandleMissingData } from './analysis/judge.js';
+import { QUANTILES } from './providers/embedded/index.js';
 import { parseGoDuration } from './duration.js';
-import { RUNTIME_ARGS, type AnalysisRef, type AnalysisTemplateSpec, type EmbeddedMetricName, type MetricSpec, type RolloutSpec } from './spec.js';
+import { argNamesIn, RUNTIME_ARGS, type AnalysisRef, type AnalysisTemplateSpec, type EmbeddedMetricName, type MetricSpec, type RolloutSpec } from './spec.js';
 
 /**
  * A rollout spec rendered for a cluster: an Argo Rollouts `Rollout` of the
@@ -75,8 +76,6 @@ export function dnsName(text: string, what: string): string {
 // ---------------------------------------------------------------------------
 // embedded → Prometheus
 
-const QUANTILE: Partial<Record<EmbeddedMetricName, string>> = { 'latency-p50': '0.5', 'latency-p90': '0.9', 'latency-p99': '0.99' };
-
 /**
  * PromQL giving, as a scalar, what the embedded provider measures, over the
  * model servers' own counters of one version (`{{args.version}}` for the
@@ -92,7 +91,7 @@ export function embeddedQuery(metric: EmbeddedMetricName, track: 'canary' | 'sta
     metric === 'error-rate'
       ? // No 5xx series yet is a rate of 0, not "no data".
         `(sum(rate(aegis_inference_requests_total{${sel},code=~"5.."}[${window}])) or vector(0)) / ${requests}`
-      : `histogram_quantile(${QUANTILE[metric]!}, sum by (le) (rate(aegis_inference_request_duration_seconds_bucket{${sel}}[${window}])))`;
+      : `histogram_quantile(${QUANTILES[metric]}, sum by (le) (rate(aegis_inference_request_duration_seconds_bucket{${sel}}[${window}])))`;
   // The guard: an empty vector (→ NaN) unless the window holds minSamples requests.
   const enough = `sum(increase(aegis_inference_requests_total{${sel}}[${window}])) >= ${minSamples}`;
   return minSamples > 0 ? `scalar((${value}) and on() (${enough}))` : `scalar(${value})`;
@@ -160,8 +159,8 @@ function runtimeArgsUsed(t: AnalysisTemplateSpec): Set<string> {
       used.add('model');
       used.add(m.provider.embedded.track === 'canary' ? 'version' : 'stable-version');
     }
-    const text = JSON.stringify(m);
-    for (const name of RUNTIME_ARGS) if (new RegExp(`\\{\\{\\s*args\\.${name}\\s*\\}\\}`).test(text)) used.add(name);
+    const named = argNamesIn(JSON.stringify(m));
+    for (const name of RUNTIME_ARGS) if (named.has(name)) used.add(name);
   }
   return used;
 }
@@ -175,17 +174,19 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
   const templateName = (t: string) => dnsName(`${name}-${t}`, 'analysis template name (model name + template name)');
   const runtime: Record<string, string | undefined> = { model: o.model, version: o.version, 'stable-version': o.stableVersion };
 
-  const templates = new Map(spec.analysisTemplates.map((t) => [t.name, t]));
-  const argsOf = (t: AnalysisTemplateSpec) => {
-    const declared = new Map(t.args.map((a) => [a.name, a.value]));
-    for (const a of runtimeArgsUsed(t)) if (!declared.has(a)) declared.set(a, undefined);
-    return declared;
-  };
+  // Each template's args: those it declares, and the runtime args its metrics use (declared without a value).
+  const argsOf = new Map(
+    spec.analysisTemplates.map((t) => {
+      const declared = new Map(t.args.map((a) => [a.name, a.value]));
+      for (const a of runtimeArgsUsed(t)) if (!declared.has(a)) declared.set(a, undefined);
+      return [t.name, declared];
+    }),
+  );
   /** A ref with the runtime args filled in where a template declares them without a value and the ref passes none. */
   const ref = (r: AnalysisRef, where: string): RolloutAnalysis => {
     const passed = new Map(r.args.map((a) => [a.name, a.value]));
     for (const tr of r.templates) {
-      for (const [arg, value] of argsOf(templates.get(tr.templateName)!)) {
+      for (const [arg, value] of argsOf.get(tr.templateName)!) {
         if (value !== undefined || passed.get(arg) !== undefined || !(arg in runtime)) continue;
         const v = runtime[arg];
         if (v === undefined) {
@@ -212,7 +213,8 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
     if (s.pause) return { pause: s.pause.duration === undefined ? {} : { duration: s.pause.duration } };
     return { analysis: ref(s.analysis!, `steps[${i}].analysis`) };
   });
-  const labels = { 'app.kubernetes.io/name': 'aegis-model-server', 'app.kubernetes.io/part-of': 'aegis', 'aegis.dev/model': name };
+  const selector = { 'app.kubernetes.io/name': 'aegis-model-server', 'aegis.dev/model': name };
+  const labels = { ...selector, 'app.kubernetes.io/part-of': 'aegis' };
   const meta = (n: string) => ({ name: n, ...(o.namespace ? { namespace: o.namespace } : {}), labels });
 
   const rollout: IRollout = {
@@ -222,7 +224,7 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
     spec: {
       replicas,
       revisionHistoryLimit: 3,
-      selector: { matchLabels: { 'app.kubernetes.io/name': 'aegis-model-server', 'aegis.dev/model': name } },
+      selector: { matchLabels: selector },
       template: {
         metadata: {
           labels: { ...labels, ...(LABEL_VALUE.test(o.version) ? { 'aegis.dev/version': o.version } : {}) },
@@ -285,7 +287,7 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
     apiVersion: 'v1',
     kind: 'Service',
     metadata: meta(name),
-    spec: { selector: { 'app.kubernetes.io/name': 'aegis-model-server', 'aegis.dev/model': name }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
   };
 
   const analysisTemplates = spec.analysisTemplates.map((t): IAnalysisTemplate => ({
@@ -293,7 +295,7 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
     kind: 'AnalysisTemplate',
     metadata: { name: templateName(t.name), ...(o.namespace ? { namespace: o.namespace } : {}), labels: { 'app.kubernetes.io/part-of': 'aegis' } },
     spec: {
-      args: [...argsOf(t)].map(([n, value]) => (value === undefined ? { name: n } : { name: n, value })),
+      args: [...argsOf.get(t.name)!].map(([n, value]) => (value === undefined ? { name: n } : { name: n, value })),
       ...(t.dryRun.length ? { dryRun: t.dryRun } : {}),
       metrics: t.metrics.map((m) => argoMetric(m, prometheusAddress)),
     },
@@ -303,7 +305,7 @@ export function renderArgoRollout(spec: RolloutSpec, o: ArgoRolloutOptions): str
   // guard); Argo judges it by its own rules. Embedded metrics are rendered with the guard; copied ones are named.
   const unguarded = spec.analysisTemplates.flatMap((t) =>
     t.metrics
-      .filter((m) => m.provider.prometheus && ![m.successCondition, m.failureCondition].some((c) => c !== undefined && conditionSyntaxError(c) === undefined && condition(c).handlesMissingData))
+      .filter((m) => m.provider.prometheus && !conditionsHandleMissingData(m))
       .map((m) => `${t.name}/${m.name}`),
   );
   const inexact = canary.steps.map((s) => s.setWeight).filter((w): w is number => w !== undefined && (w * replicas) % 100 !== 0);

@@ -454,6 +454,11 @@ function hasPlaceholder(text: string): boolean {
   return new RegExp(ARG_PLACEHOLDER.source).test(text);
 }
 
+/** The argument names a text uses as `{{args.name}}`. */
+export function argNamesIn(text: string): Set<string> {
+  return new Set([...text.matchAll(ARG_PLACEHOLDER)].map((m) => m[1]!));
+}
+
 function isHttpUrl(text: string): boolean {
   try {
     const u = new URL(text);

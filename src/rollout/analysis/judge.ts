@@ -185,8 +185,7 @@ export function judge(metric: AnalysisMetric, result: ProviderResult, options: {
   if (result.phase) return { phase: result.phase, ...(result.message ? { message: result.message } : {}) };
   const verdict = argoVerdict(result.value, metric);
   if (options.guardMissingData === false || verdict.phase === 'Inconclusive' || !isMissing(result.value)) return withMessage(verdict, result.message);
-  const explicit = [metric.successCondition, metric.failureCondition].some((c) => c && conditionSyntaxError(c) === undefined && condition(c).handlesMissingData);
-  if (explicit) return withMessage(verdict, result.message);
+  if (conditionsHandleMissingData(metric)) return withMessage(verdict, result.message);
   return {
     phase: 'Inconclusive',
     message:
@@ -194,6 +193,11 @@ export function judge(metric: AnalysisMetric, result: ProviderResult, options: {
       `${verdict.message ? ` (${verdict.message})` : ''}; Aegis pauses instead. ` +
       'Say what no data means in the condition (e.g. `isNaN(result) || …`, `len(result) > 0 && …`) to judge it.',
   };
+}
+
+/** Whether a metric's conditions say what no data means (isNaN, isNil, default, len): then Argo's verdict stands. */
+export function conditionsHandleMissingData(metric: Pick<AnalysisMetric, 'successCondition' | 'failureCondition'>): boolean {
+  return [metric.successCondition, metric.failureCondition].some((c) => c !== undefined && conditionSyntaxError(c) === undefined && condition(c).handlesMissingData);
 }
 
 function withMessage(verdict: Verdict, providerMessage: string | undefined): Verdict {

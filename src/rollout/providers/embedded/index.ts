@@ -22,7 +22,8 @@ export interface TrafficStats {
   window(track: Track, ms: number): TrafficWindow;
 }
 
-const QUANTILES = { 'latency-p50': 0.5, 'latency-p90': 0.9, 'latency-p99': 0.99 } as const;
+/** The quantile each latency metric measures (the Argo rendering asks Prometheus for the same). */
+export const QUANTILES = { 'latency-p50': 0.5, 'latency-p90': 0.9, 'latency-p99': 0.99 } as const;
 
 /**
  * Analysis without Prometheus: the gateway's own counters per track.
